@@ -1,0 +1,136 @@
+package prometheus
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	promclient "github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultAddress is where WithServer listens when given an empty address:
+// loopback only, on the port OTel's Prometheus exporter conventionally uses.
+const DefaultAddress = "127.0.0.1:9464"
+
+// DefaultPath is the path the built-in server serves metrics on.
+const DefaultPath = "/metrics"
+
+type config struct {
+	registry   *promclient.Registry
+	serve      bool
+	addr       string
+	path       string
+	scopeInfo  bool
+	targetInfo bool
+	logger     *slog.Logger
+
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+	writeTimeout      time.Duration
+	idleTimeout       time.Duration
+	maxHeaderBytes    int
+
+	errs []error
+}
+
+// Option configures an Exporter.
+type Option interface {
+	apply(config) config
+}
+
+type optionFunc func(config) config
+
+func (f optionFunc) apply(c config) config { return f(c) }
+
+func newConfig(opts []Option) config {
+	c := config{
+		addr:              DefaultAddress,
+		path:              DefaultPath,
+		readHeaderTimeout: 5 * time.Second,
+		readTimeout:       10 * time.Second,
+		writeTimeout:      30 * time.Second,
+		idleTimeout:       60 * time.Second,
+		maxHeaderBytes:    16 << 10,
+	}
+	for _, o := range opts {
+		if o != nil {
+			c = o.apply(c)
+		}
+	}
+	if c.registry == nil {
+		c.registry = promclient.NewRegistry()
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// WithRegistry makes the exporter register on reg instead of a private
+// registry of its own, for example to serve the orchestrator metrics on the
+// same endpoint as the application's client_golang metrics. The default is
+// a new private registry: never client_golang's global DefaultRegisterer,
+// whose go_* and process_* series would appear in every scrape. nil keeps
+// the default.
+func WithRegistry(reg *promclient.Registry) Option {
+	return optionFunc(func(c config) config {
+		c.registry = reg
+		return c
+	})
+}
+
+// WithServer makes New start an HTTP server of its own on addr serving the
+// metrics on DefaultPath. An empty addr means DefaultAddress (loopback);
+// listening on any other interface is the caller's explicit choice. Without
+// this option no server is started: mount Handler in your own mux.
+func WithServer(addr string) Option {
+	return optionFunc(func(c config) config {
+		c.serve = true
+		if addr != "" {
+			c.addr = addr
+		}
+		return c
+	})
+}
+
+// WithPath sets the path the built-in server serves on. The default is
+// DefaultPath. A path not starting with "/" makes New fail.
+func WithPath(path string) Option {
+	return optionFunc(func(c config) config {
+		if len(path) == 0 || path[0] != '/' {
+			c.errs = append(c.errs, fmt.Errorf("prometheus: path %q must start with /", path))
+			return c
+		}
+		c.path = path
+		return c
+	})
+}
+
+// WithScopeInfo adds the otel_scope_* labels to every series. It is off by
+// default because extra labels change the legacy series that dashboards and
+// alerts match on.
+func WithScopeInfo() Option {
+	return optionFunc(func(c config) config {
+		c.scopeInfo = true
+		return c
+	})
+}
+
+// WithTargetInfo adds the target_info series carrying the resource
+// attributes. It is off by default so that a scrape shows only the
+// orchestrator series; it adds no label to them when on.
+func WithTargetInfo() Option {
+	return optionFunc(func(c config) config {
+		c.targetInfo = true
+		return c
+	})
+}
+
+// WithLogger sets the logger for errors of the built-in server and of
+// scrapes. By default nothing is logged; nil keeps that default.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c config) config {
+		c.logger = l
+		return c
+	})
+}

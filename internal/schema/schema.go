@@ -1,0 +1,75 @@
+// Package schema holds the one definition of the metrics this module emits:
+// instrument names, units, descriptions, attribute keys and default buckets.
+//
+// The OTel names and units are chosen so that the OTel Prometheus exporter's
+// default translation (underscore escaping with suffixes) yields exactly the
+// legacy Prometheus names that existing dashboards query; the comment on each
+// name states the Prometheus name it produces.
+package schema
+
+// MeterName is the instrumentation scope of every instrument. A single Meter
+// is used on purpose: with scope info switched off, the same name from two
+// Meters would make a Prometheus scrape fail.
+const MeterName = "github.com/wundr-io/orchestrator-otel"
+
+// Instrument names (OTel style) and the Prometheus names they translate to.
+const (
+	SessionsActive    = "orchestrator.sessions.active"        // orchestrator_sessions_active
+	TokensUsed        = "orchestrator.tokens.used"            // orchestrator_tokens_used_total
+	MessageLatency    = "orchestrator.message.latency"        // orchestrator_message_latency_seconds
+	ToolInvocations   = "orchestrator.tool.invocations"       // orchestrator_tool_invocations_total
+	Delegations       = "orchestrator.federation.delegations" // orchestrator_federation_delegations_total
+	NodeLoad          = "orchestrator.node.load"              // orchestrator_node_load
+	Errors            = "orchestrator.errors"                 // orchestrator_errors_total
+	BudgetUtilization = "orchestrator.budget.utilization"     // orchestrator_budget_utilization_percent
+	CollectorRejected = "orchestrator.collector.rejected"     // orchestrator_collector_rejected_total
+)
+
+// Units. Curly-brace annotations are dropped by the Prometheus translation,
+// "s" adds _seconds and "%" adds _percent. Node load has no unit on purpose:
+// unit "1" would add a _ratio suffix that breaks the legacy name.
+const (
+	UnitSessions    = "{session}"
+	UnitTokens      = "{token}"
+	UnitSeconds     = "s"
+	UnitInvocations = "{invocation}"
+	UnitDelegations = "{delegation}"
+	UnitErrors      = "{error}"
+	UnitPercent     = "%"
+	UnitRecords     = "{record}"
+)
+
+// Descriptions become the Prometheus HELP text.
+const (
+	DescSessionsActive    = "Number of agent sessions currently active, by orchestrator and session type."
+	DescTokensUsed        = "LLM tokens consumed, by orchestrator and model."
+	DescMessageLatency    = "Time taken to answer a message, in seconds."
+	DescToolInvocations   = "Tool invocations, by orchestrator, tool and outcome status."
+	DescDelegations       = "Work delegated from one orchestrator to another, by outcome status."
+	DescNodeLoad          = "Last reported load of a node, from 0 (idle) to 1 (saturated)."
+	DescErrors            = "Errors, by orchestrator and error type."
+	DescBudgetUtilization = "Last reported budget utilization of an orchestrator for a budget period, in percent."
+	DescCollectorRejected = "Records the collector rejected as invalid, by reason; a rejected record changes no other series."
+)
+
+// Attribute keys; these are the Prometheus label names.
+const (
+	KeyOrchestratorID   = "orchestrator_id"
+	KeySessionType      = "session_type"
+	KeyModel            = "model"
+	KeyToolName         = "tool_name"
+	KeyStatus           = "status"
+	KeyFromOrchestrator = "from_orchestrator"
+	KeyToOrchestrator   = "to_orchestrator"
+	KeyNodeID           = "node_id"
+	KeyErrorType        = "error_type"
+	KeyPeriod           = "period"
+	KeyReason           = "reason"
+)
+
+// DefaultLatencyBuckets are the explicit histogram bounds, in seconds, of
+// orchestrator_message_latency_seconds. OTel's own defaults (0..10000) are
+// meant for milliseconds and would put every message in the first buckets.
+func DefaultLatencyBuckets() []float64 {
+	return []float64{0.1, 0.5, 1, 2, 5, 10}
+}

@@ -1,0 +1,207 @@
+package otelcollector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/wundr-io/orchestrator-otel/internal/schema"
+	"github.com/wundr-io/orchestrator-otel/internal/selfobs"
+	"github.com/wundr-io/orchestrator-otel/internal/validate"
+)
+
+// defaultShutdownTimeout bounds Flush and Close when their context has no
+// deadline, as the SDK's periodic reader does.
+const defaultShutdownTimeout = 30 * time.Second
+
+var bgCtx = context.Background()
+
+const levelDebug = slog.LevelDebug
+
+// Collector records the orchestrator metrics. Create it with New; all of its
+// methods are safe for concurrent use.
+type Collector struct {
+	provider  *sdkmetric.MeterProvider
+	exporters []Exporter
+	logger    *slog.Logger
+	statsRdr  *sdkmetric.ManualReader
+
+	sessions    metric.Int64UpDownCounter
+	tokens      metric.Int64Counter
+	latency     metric.Float64Histogram
+	tools       metric.Int64Counter
+	delegations metric.Int64Counter
+	errorsCtr   metric.Int64Counter
+
+	sessionSeries    *series[*sessionEntry]
+	tokenSeries      *series[[]metric.AddOption]
+	latencySeries    *series[[]metric.RecordOption]
+	toolSeries       *series[[]metric.AddOption]
+	delegationSeries *series[[]metric.AddOption]
+	errorSeries      *series[[]metric.AddOption]
+
+	gauges   gaugeState
+	callback metric.Registration
+
+	rejected selfobs.Rejections
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New creates a Collector: one MeterProvider with the given readers and
+// exporters plus an in-memory reader, and the eight instruments. With no
+// exporter New still works; records then reach only the in-memory reader.
+//
+// New fails if an option is invalid, if ctx is already done, or if an
+// instrument cannot be created; it does not contact any backend, so an
+// unreachable exporter endpoint does not stop a daemon from starting.
+func New(ctx context.Context, opts ...Option) (*Collector, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("otelcollector: New: %w", err)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+
+	c := &Collector{
+		exporters: cfg.exporters,
+		logger:    cfg.logger,
+		statsRdr:  sdkmetric.NewManualReader(),
+	}
+
+	res := cfg.resource
+	if res == nil {
+		res = resource.Default()
+	}
+	popts := []sdkmetric.Option{
+		sdkmetric.WithResource(res),
+		sdkmetric.WithCardinalityLimit(cfg.cardinalityLimit),
+		sdkmetric.WithReader(c.statsRdr),
+	}
+	for _, r := range cfg.readers {
+		popts = append(popts, sdkmetric.WithReader(r))
+	}
+	for _, e := range cfg.exporters {
+		popts = append(popts, sdkmetric.WithReader(e.Reader()))
+	}
+	c.provider = sdkmetric.NewMeterProvider(popts...)
+
+	if err := c.createInstruments(cfg); err != nil {
+		// Release the readers we were handed; the error says what failed.
+		return nil, errors.Join(err, c.provider.Shutdown(ctx))
+	}
+	return c, nil
+}
+
+func (c *Collector) createInstruments(cfg config) error {
+	m := c.provider.Meter(schema.MeterName)
+	var err, e error
+
+	c.sessions, e = m.Int64UpDownCounter(schema.SessionsActive,
+		metric.WithUnit(schema.UnitSessions), metric.WithDescription(schema.DescSessionsActive))
+	err = errors.Join(err, e)
+	c.tokens, e = m.Int64Counter(schema.TokensUsed,
+		metric.WithUnit(schema.UnitTokens), metric.WithDescription(schema.DescTokensUsed))
+	err = errors.Join(err, e)
+	c.latency, e = m.Float64Histogram(schema.MessageLatency,
+		metric.WithUnit(schema.UnitSeconds), metric.WithDescription(schema.DescMessageLatency),
+		metric.WithExplicitBucketBoundaries(cfg.latencyBuckets...))
+	err = errors.Join(err, e)
+	c.tools, e = m.Int64Counter(schema.ToolInvocations,
+		metric.WithUnit(schema.UnitInvocations), metric.WithDescription(schema.DescToolInvocations))
+	err = errors.Join(err, e)
+	c.delegations, e = m.Int64Counter(schema.Delegations,
+		metric.WithUnit(schema.UnitDelegations), metric.WithDescription(schema.DescDelegations))
+	err = errors.Join(err, e)
+	c.errorsCtr, e = m.Int64Counter(schema.Errors,
+		metric.WithUnit(schema.UnitErrors), metric.WithDescription(schema.DescErrors))
+	err = errors.Join(err, e)
+
+	load, e := m.Float64ObservableGauge(schema.NodeLoad, metric.WithDescription(schema.DescNodeLoad))
+	err = errors.Join(err, e)
+	budget, e := m.Float64ObservableGauge(schema.BudgetUtilization,
+		metric.WithUnit(schema.UnitPercent), metric.WithDescription(schema.DescBudgetUtilization))
+	err = errors.Join(err, e)
+	rejected, e := m.Int64ObservableCounter(schema.CollectorRejected,
+		metric.WithUnit(schema.UnitRecords), metric.WithDescription(schema.DescCollectorRejected))
+	err = errors.Join(err, e)
+	if err != nil {
+		return fmt.Errorf("otelcollector: creating instruments: %w", err)
+	}
+
+	limit := cfg.cardinalityLimit
+	c.sessionSeries = newSeries(limit, newSessionEntry, field{schema.KeyOrchestratorID, "orchestratorID"}, field{schema.KeySessionType, "sessionType"})
+	c.sessionSeries.uncached = func(e *sessionEntry) { e.untracked = true }
+	c.tokenSeries = newSeries(limit, addOptions, field{schema.KeyOrchestratorID, "orchestratorID"}, field{schema.KeyModel, "model"})
+	c.latencySeries = newSeries(limit, recordOptions, field{schema.KeyOrchestratorID, "orchestratorID"})
+	c.toolSeries = newSeries(limit, addOptions, field{schema.KeyOrchestratorID, "orchestratorID"}, field{schema.KeyToolName, "toolName"}, field{schema.KeyStatus, "status"})
+	c.delegationSeries = newSeries(limit, addOptions, field{schema.KeyFromOrchestrator, "fromOrchestrator"}, field{schema.KeyToOrchestrator, "toOrchestrator"}, field{schema.KeyStatus, "status"})
+	c.errorSeries = newSeries(limit, addOptions, field{schema.KeyOrchestratorID, "orchestratorID"}, field{schema.KeyErrorType, "errorType"})
+
+	c.gauges.init(limit)
+	c.callback, err = m.RegisterCallback(c.observe(load, budget, rejected), load, budget, rejected)
+	if err != nil {
+		return fmt.Errorf("otelcollector: registering gauge callback: %w", err)
+	}
+	return nil
+}
+
+// Flush makes every reader export what it holds now (ForceFlush). Without a
+// deadline on ctx it gives up after 30 s. After Close it returns ErrClosed.
+func (c *Collector) Flush(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	ctx, cancel := withDefaultTimeout(ctx)
+	defer cancel()
+	return c.provider.ForceFlush(ctx)
+}
+
+// Close flushes every reader, shuts the MeterProvider down and then each
+// exporter. Without a deadline on ctx it gives up after 30 s. Records made
+// after Close returns ErrClosed. Close is idempotent: later calls return the
+// first call's result.
+func (c *Collector) Close(ctx context.Context) error {
+	c.closeOnce.Do(func() {
+		c.closed.Store(true)
+		ctx, cancel := withDefaultTimeout(ctx)
+		defer cancel()
+		err := c.callback.Unregister()
+		err = errors.Join(err, c.provider.Shutdown(ctx))
+		for _, e := range c.exporters {
+			err = errors.Join(err, e.Shutdown(ctx))
+		}
+		c.closeErr = err
+	})
+	return c.closeErr
+}
+
+// Rejected returns how many records the Collector has rejected as invalid
+// since New, over all reasons. The same figure, by reason, is exported as
+// orchestrator_collector_rejected_total.
+func (c *Collector) Rejected() int64 { return c.rejected.Total() }
+
+func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, defaultShutdownTimeout)
+}
+
+// debugEnabled reports whether per-record debug logging is on.
+func (c *Collector) debugEnabled(ctx context.Context) bool {
+	return c.logger.Enabled(ctx, levelDebug)
+}
+
+var _ = validate.OK

@@ -1,0 +1,165 @@
+package otelcollector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/wundr-io/orchestrator-otel/internal/schema"
+)
+
+// Exporter is what WithExporter accepts: something that supplies an SDK
+// reader and has resources of its own to release. The exporters in this
+// module's exporters/ directory implement it; otelcollector does not import
+// them, so a program links only the exporters it uses.
+type Exporter interface {
+	// Reader returns the reader to register on the Collector's
+	// MeterProvider. It is called once, by New.
+	Reader() sdkmetric.Reader
+	// Shutdown releases what the exporter owns besides its reader (an HTTP
+	// server, a connection). It is called by Close after the MeterProvider,
+	// and with it every reader, has been shut down.
+	Shutdown(ctx context.Context) error
+}
+
+// DefaultCardinalityLimit is the number of distinct attribute sets each
+// instrument keeps before further sets are folded into the SDK's overflow
+// series (attribute otel.metric.overflow=true).
+const DefaultCardinalityLimit = 2000
+
+type config struct {
+	exporters        []Exporter
+	readers          []sdkmetric.Reader
+	resource         *resource.Resource
+	logger           *slog.Logger
+	latencyBuckets   []float64
+	cardinalityLimit int
+	errs             []error
+}
+
+// Option configures a Collector.
+type Option interface {
+	apply(config) config
+}
+
+type optionFunc func(config) config
+
+func (f optionFunc) apply(c config) config { return f(c) }
+
+func newConfig(opts []Option) (config, error) {
+	c := config{
+		latencyBuckets:   schema.DefaultLatencyBuckets(),
+		cardinalityLimit: DefaultCardinalityLimit,
+	}
+	for _, o := range opts {
+		if o != nil {
+			c = o.apply(c)
+		}
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	return c, errors.Join(c.errs...)
+}
+
+// WithExporter adds an exporter; its reader joins the Collector's one
+// MeterProvider. It may be given several times, for example a Prometheus
+// exporter and an OTLP exporter at once. A nil exporter makes New fail.
+// By default there is no exporter and records reach only the in-memory
+// reader behind the Collector's statistics.
+func WithExporter(e Exporter) Option {
+	return optionFunc(func(c config) config {
+		if e == nil {
+			c.errs = append(c.errs, fmt.Errorf("%w: WithExporter(nil)", ErrInvalidOption))
+			return c
+		}
+		c.exporters = append(c.exporters, e)
+		return c
+	})
+}
+
+// WithReader adds any SDK reader, for example an sdkmetric.ManualReader in
+// tests. It may be given several times. The Collector shuts the reader down
+// on Close. A nil reader makes New fail.
+func WithReader(r sdkmetric.Reader) Option {
+	return optionFunc(func(c config) config {
+		if r == nil {
+			c.errs = append(c.errs, fmt.Errorf("%w: WithReader(nil)", ErrInvalidOption))
+			return c
+		}
+		c.readers = append(c.readers, r)
+		return c
+	})
+}
+
+// WithResource sets the resource (service.name, host, ...) that describes
+// the process. By default the SDK's resource.Default() is used, which reads
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES. nil keeps the default.
+func WithResource(r *resource.Resource) Option {
+	return optionFunc(func(c config) config {
+		c.resource = r
+		return c
+	})
+}
+
+// WithLogger sets the logger. Each record is logged at Debug level only when
+// the logger is enabled for Debug, so an Info logger costs one Enabled call
+// per record. By default nothing is logged; nil keeps that default.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c config) config {
+		c.logger = l
+		return c
+	})
+}
+
+// WithLatencyBuckets sets the upper bounds, in seconds, of the buckets of
+// orchestrator_message_latency_seconds. The default is 0.1, 0.5, 1, 2, 5 and
+// 10 s. Bounds must be finite, non-negative and strictly increasing, and at
+// least one must be given; otherwise New fails. The slice is copied.
+func WithLatencyBuckets(bounds ...float64) Option {
+	b := append([]float64(nil), bounds...)
+	return optionFunc(func(c config) config {
+		if err := checkBuckets(b); err != nil {
+			c.errs = append(c.errs, err)
+			return c
+		}
+		c.latencyBuckets = b
+		return c
+	})
+}
+
+// WithCardinalityLimit sets how many distinct attribute sets each instrument
+// keeps; further sets are aggregated into one overflow series labelled
+// otel_metric_overflow="true". The default is DefaultCardinalityLimit. A
+// limit below 1 makes New fail: an unbounded instrument lets a label
+// explosion take the process's memory.
+func WithCardinalityLimit(n int) Option {
+	return optionFunc(func(c config) config {
+		if n < 1 {
+			c.errs = append(c.errs, fmt.Errorf("%w: cardinality limit %d, want >= 1", ErrInvalidOption, n))
+			return c
+		}
+		c.cardinalityLimit = n
+		return c
+	})
+}
+
+func checkBuckets(b []float64) error {
+	if len(b) == 0 {
+		return fmt.Errorf("%w: no latency buckets", ErrInvalidOption)
+	}
+	for i, v := range b {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return fmt.Errorf("%w: latency bucket %v is not a finite non-negative number", ErrInvalidOption, v)
+		}
+		if i > 0 && v <= b[i-1] {
+			return fmt.Errorf("%w: latency buckets not strictly increasing at %v", ErrInvalidOption, v)
+		}
+	}
+	return nil
+}

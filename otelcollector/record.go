@@ -1,0 +1,197 @@
+package otelcollector
+
+import (
+	"context"
+	"time"
+
+	"github.com/wundr-io/orchestrator-otel/internal/validate"
+)
+
+// ToolStatus is the outcome of a tool invocation.
+type ToolStatus string
+
+// Tool statuses; any other value is rejected with ErrUnknownStatus.
+const (
+	ToolSuccess ToolStatus = "success"
+	ToolError   ToolStatus = "error"
+	ToolTimeout ToolStatus = "timeout"
+)
+
+func (s ToolStatus) valid() bool {
+	return s == ToolSuccess || s == ToolError || s == ToolTimeout
+}
+
+// DelegationStatus is the outcome of delegating work to another orchestrator.
+type DelegationStatus string
+
+// Delegation statuses; any other value is rejected with ErrUnknownStatus.
+const (
+	DelegationSuccess  DelegationStatus = "success"
+	DelegationError    DelegationStatus = "error"
+	DelegationRejected DelegationStatus = "rejected"
+)
+
+func (s DelegationStatus) valid() bool {
+	return s == DelegationSuccess || s == DelegationError || s == DelegationRejected
+}
+
+// BudgetPeriod is the period a budget utilization refers to.
+type BudgetPeriod string
+
+// Budget periods; any other value is rejected with ErrUnknownStatus.
+const (
+	PeriodDaily   BudgetPeriod = "daily"
+	PeriodWeekly  BudgetPeriod = "weekly"
+	PeriodMonthly BudgetPeriod = "monthly"
+)
+
+func (p BudgetPeriod) valid() bool {
+	return p == PeriodDaily || p == PeriodWeekly || p == PeriodMonthly
+}
+
+// ErrorTypeFunctionExecution is the error_type WithMetrics records when its
+// function fails or panics.
+const ErrorTypeFunctionExecution = "function_execution_error"
+
+// RecordSessionStart adds one active session of sessionType (an open string
+// such as "claude-code") to orchestrator_sessions_active.
+func (c *Collector) RecordSessionStart(ctx context.Context, orchestratorID, sessionType string) error {
+	if c.closed.Load() {
+		return c.reject(validate.Closed, "", nil)
+	}
+	e, err := c.sessionSeries.get(c, labelValues{orchestratorID, sessionType})
+	if err != nil {
+		return err
+	}
+	e.active.Add(1)
+	c.sessions.Add(ctx, 1, e.opts...)
+	if c.debugEnabled(ctx) {
+		c.logger.DebugContext(ctx, "session start", "orchestrator_id", orchestratorID, "session_type", sessionType)
+	}
+	return nil
+}
+
+// RecordSessionEnd removes one active session. Ending a session of a series
+// with none active is rejected with ErrInvalidValue, so the gauge never goes
+// negative.
+func (c *Collector) RecordSessionEnd(ctx context.Context, orchestratorID, sessionType string) error {
+	if c.closed.Load() {
+		return c.reject(validate.Closed, "", nil)
+	}
+	e, err := c.sessionSeries.get(c, labelValues{orchestratorID, sessionType})
+	if err != nil {
+		return err
+	}
+	for !e.untracked {
+		n := e.active.Load()
+		if n <= 0 {
+			return c.reject(validate.NegativeValue, "active sessions after end", n-1)
+		}
+		if e.active.CompareAndSwap(n, n-1) {
+			break
+		}
+	}
+	c.sessions.Add(ctx, -1, e.opts...)
+	if c.debugEnabled(ctx) {
+		c.logger.DebugContext(ctx, "session end", "orchestrator_id", orchestratorID, "session_type", sessionType)
+	}
+	return nil
+}
+
+// RecordTokenUsage adds tokens to orchestrator_tokens_used_total for
+// orchestratorID and model. Negative tokens are rejected; zero is accepted
+// and creates the series.
+func (c *Collector) RecordTokenUsage(ctx context.Context, orchestratorID, model string, tokens int64) error {
+	if c.closed.Load() {
+		return c.reject(validate.Closed, "", nil)
+	}
+	if r := validate.NonNegativeInt(tokens); r != validate.OK {
+		return c.reject(r, "tokens", tokens)
+	}
+	opts, err := c.tokenSeries.get(c, labelValues{orchestratorID, model})
+	if err != nil {
+		return err
+	}
+	c.tokens.Add(ctx, tokens, opts...)
+	if c.debugEnabled(ctx) {
+		c.logger.DebugContext(ctx, "tokens", "orchestrator_id", orchestratorID, "model", model, "tokens", tokens)
+	}
+	return nil
+}
+
+// RecordMessageLatency observes latency, in seconds, in
+// orchestrator_message_latency_seconds. Negative latency is rejected. If ctx
+// carries a sampled span, the SDK attaches its trace as an exemplar.
+func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID string, latency time.Duration) error {
+	if c.closed.Load() {
+		return c.reject(validate.Closed, "", nil)
+	}
+	if latency < 0 {
+		return c.reject(validate.NegativeValue, "latency", latency)
+	}
+	opts, err := c.latencySeries.get(c, labelValues{orchestratorID})
+	if err != nil {
+		return err
+	}
+	c.latency.Record(ctx, latency.Seconds(), opts...)
+	if c.debugEnabled(ctx) {
+		c.logger.DebugContext(ctx, "message latency", "orchestrator_id", orchestratorID, "latency", latency)
+	}
+	return nil
+}
+
+// RecordToolInvocation counts one invocation of toolName with its status in
+// orchestrator_tool_invocations_total.
+func (c *Collector) RecordToolInvocation(ctx context.Context, orchestratorID, toolName string, status ToolStatus) error {
+	if c.closed.Load() {
+		return c.reject(validate.Closed, "", nil)
+	}
+	if !status.valid() {
+		return c.reject(validate.UnknownStatus, "status", string(status))
+	}
+	opts, err := c.toolSeries.get(c, labelValues{orchestratorID, toolName, string(status)})
+	if err != nil {
+		return err
+	}
+	c.tools.Add(ctx, 1, opts...)
+	if c.debugEnabled(ctx) {
+		c.logger.DebugContext(ctx, "tool invocation", "orchestrator_id", orchestratorID, "tool_name", toolName, "status", string(status))
+	}
+	return nil
+}
+
+// RecordDelegation counts one delegation from one orchestrator to another in
+// orchestrator_federation_delegations_total.
+func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOrchestrator string, status DelegationStatus) error {
+	if c.closed.Load() {
+		return c.reject(validate.Closed, "", nil)
+	}
+	if !status.valid() {
+		return c.reject(validate.UnknownStatus, "status", string(status))
+	}
+	opts, err := c.delegationSeries.get(c, labelValues{fromOrchestrator, toOrchestrator, string(status)})
+	if err != nil {
+		return err
+	}
+	c.delegations.Add(ctx, 1, opts...)
+	if c.debugEnabled(ctx) {
+		c.logger.DebugContext(ctx, "delegation", "from_orchestrator", fromOrchestrator, "to_orchestrator", toOrchestrator, "status", string(status))
+	}
+	return nil
+}
+
+// RecordError counts one error of errorType in orchestrator_errors_total.
+func (c *Collector) RecordError(ctx context.Context, orchestratorID, errorType string) error {
+	if c.closed.Load() {
+		return c.reject(validate.Closed, "", nil)
+	}
+	opts, err := c.errorSeries.get(c, labelValues{orchestratorID, errorType})
+	if err != nil {
+		return err
+	}
+	c.errorsCtr.Add(ctx, 1, opts...)
+	if c.debugEnabled(ctx) {
+		c.logger.DebugContext(ctx, "error", "orchestrator_id", orchestratorID, "error_type", errorType)
+	}
+	return nil
+}

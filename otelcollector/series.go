@@ -1,0 +1,85 @@
+package otelcollector
+
+import (
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/wundr-io/orchestrator-otel/internal/attrcache"
+	"github.com/wundr-io/orchestrator-otel/internal/validate"
+)
+
+// field names one label: its attribute key and the Go parameter it comes
+// from, which error messages name.
+type field struct {
+	key, param string
+}
+
+// labelValues is the cache key: up to three label values, unused slots empty.
+// A fixed array keeps the key comparable without building a string.
+type labelValues = [3]string
+
+// series holds, per label tuple of one instrument, the value the record path
+// passes to the SDK (an option slice, or an entry with state of its own).
+// Labels are validated only on a cache miss: a tuple in the cache has passed
+// validation before.
+type series[V any] struct {
+	fields []field
+	build  func(attribute.Set) V
+	cache  *attrcache.Cache[labelValues, V]
+	// uncached, if set, is told about a value built past the cache limit.
+	uncached func(V)
+}
+
+func newSeries[V any](limit int, build func(attribute.Set) V, fields ...field) *series[V] {
+	return &series[V]{fields: fields, build: build, cache: attrcache.New[labelValues, V](limit)}
+}
+
+// get returns the value for vals, validating and building it on first use.
+// Past the cache limit the value is built per call: correct, at the price of
+// allocations, and the SDK folds such series into its overflow series.
+func (s *series[V]) get(c *Collector, vals labelValues) (V, error) {
+	if v, ok := s.cache.Get(vals); ok {
+		return v, nil
+	}
+	return s.miss(c, vals)
+}
+
+func (s *series[V]) miss(c *Collector, vals labelValues) (V, error) {
+	var zero V
+	kvs := make([]attribute.KeyValue, len(s.fields))
+	for i, f := range s.fields {
+		if r := validate.Label(vals[i]); r != validate.OK {
+			return zero, c.reject(r, f.param, vals[i])
+		}
+		kvs[i] = attribute.String(f.key, vals[i])
+	}
+	v, cached := s.cache.Put(vals, s.build(attribute.NewSet(kvs...)))
+	if !cached && s.uncached != nil {
+		s.uncached(v)
+	}
+	return v, nil
+}
+
+func addOptions(set attribute.Set) []metric.AddOption {
+	return []metric.AddOption{metric.WithAttributeSet(set)}
+}
+
+func recordOptions(set attribute.Set) []metric.RecordOption {
+	return []metric.RecordOption{metric.WithAttributeSet(set)}
+}
+
+// sessionEntry tracks the active count of one session series so that an end
+// without a start is rejected instead of driving the gauge negative.
+// Past the cache limit an entry lives for one call only and cannot count,
+// so it is marked untracked and ends are not checked.
+type sessionEntry struct {
+	opts      []metric.AddOption
+	active    atomic.Int64
+	untracked bool
+}
+
+func newSessionEntry(set attribute.Set) *sessionEntry {
+	return &sessionEntry{opts: addOptions(set)}
+}
