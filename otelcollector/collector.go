@@ -34,19 +34,12 @@ type Collector struct {
 	logger    *slog.Logger
 	statsRdr  *sdkmetric.ManualReader
 
-	sessions    metric.Int64UpDownCounter
-	tokens      metric.Int64Counter
-	latency     metric.Float64Histogram
-	tools       metric.Int64Counter
-	delegations metric.Int64Counter
-	errorsCtr   metric.Int64Counter
+	// The counters and their series (counters.go).
+	sessions, tokens, tools, delegations, errorsCtr *counter
+	counterReg                                      metric.Registration
 
-	sessionSeries    *series[*sessionEntry]
-	tokenSeries      *series[[]metric.AddOption]
-	latencySeries    *series[[]metric.RecordOption]
-	toolSeries       *series[[]metric.AddOption]
-	delegationSeries *series[[]metric.AddOption]
-	errorSeries      *series[[]metric.AddOption]
+	latency       metric.Float64Histogram
+	latencySeries *series[[]metric.RecordOption]
 
 	gauges   gaugeState
 	callback metric.Registration
@@ -108,24 +101,10 @@ func (c *Collector) createInstruments(cfg config) error {
 	m := c.provider.Meter(schema.MeterName)
 	var err, e error
 
-	c.sessions, e = m.Int64UpDownCounter(schema.SessionsActive,
-		metric.WithUnit(schema.UnitSessions), metric.WithDescription(schema.DescSessionsActive))
-	err = errors.Join(err, e)
-	c.tokens, e = m.Int64Counter(schema.TokensUsed,
-		metric.WithUnit(schema.UnitTokens), metric.WithDescription(schema.DescTokensUsed))
-	err = errors.Join(err, e)
+	err = errors.Join(err, c.createCounters(m, cfg))
 	c.latency, e = m.Float64Histogram(schema.MessageLatency,
 		metric.WithUnit(schema.UnitSeconds), metric.WithDescription(schema.DescMessageLatency),
 		metric.WithExplicitBucketBoundaries(cfg.latencyBuckets...))
-	err = errors.Join(err, e)
-	c.tools, e = m.Int64Counter(schema.ToolInvocations,
-		metric.WithUnit(schema.UnitInvocations), metric.WithDescription(schema.DescToolInvocations))
-	err = errors.Join(err, e)
-	c.delegations, e = m.Int64Counter(schema.Delegations,
-		metric.WithUnit(schema.UnitDelegations), metric.WithDescription(schema.DescDelegations))
-	err = errors.Join(err, e)
-	c.errorsCtr, e = m.Int64Counter(schema.Errors,
-		metric.WithUnit(schema.UnitErrors), metric.WithDescription(schema.DescErrors))
 	err = errors.Join(err, e)
 
 	load, e := m.Float64ObservableGauge(schema.NodeLoad, metric.WithDescription(schema.DescNodeLoad))
@@ -141,13 +120,7 @@ func (c *Collector) createInstruments(cfg config) error {
 	}
 
 	limit := cfg.cardinalityLimit
-	c.sessionSeries = newSeries(limit, newSessionEntry, field{schema.KeyOrchestratorID, "orchestratorID"}, field{schema.KeySessionType, "sessionType"})
-	c.sessionSeries.uncached = func(e *sessionEntry) { e.untracked = true }
-	c.tokenSeries = newSeries(limit, addOptions, field{schema.KeyOrchestratorID, "orchestratorID"}, field{schema.KeyModel, "model"})
 	c.latencySeries = newSeries(limit, recordOptions, field{schema.KeyOrchestratorID, "orchestratorID"})
-	c.toolSeries = newSeries(limit, addOptions, field{schema.KeyOrchestratorID, "orchestratorID"}, field{schema.KeyToolName, "toolName"}, field{schema.KeyStatus, "status"})
-	c.delegationSeries = newSeries(limit, addOptions, field{schema.KeyFromOrchestrator, "fromOrchestrator"}, field{schema.KeyToOrchestrator, "toOrchestrator"}, field{schema.KeyStatus, "status"})
-	c.errorSeries = newSeries(limit, addOptions, field{schema.KeyOrchestratorID, "orchestratorID"}, field{schema.KeyErrorType, "errorType"})
 
 	c.gauges.init(limit)
 	c.callback, err = m.RegisterCallback(c.observe(load, budget, rejected), load, budget, rejected)
@@ -177,7 +150,7 @@ func (c *Collector) Close(ctx context.Context) error {
 		c.closed.Store(true)
 		ctx, cancel := withDefaultTimeout(ctx)
 		defer cancel()
-		err := c.callback.Unregister()
+		err := errors.Join(c.callback.Unregister(), c.unregisterCounters())
 		err = errors.Join(err, c.provider.Shutdown(ctx))
 		for _, e := range c.exporters {
 			err = errors.Join(err, e.Shutdown(ctx))

@@ -59,12 +59,11 @@ func (c *Collector) RecordSessionStart(ctx context.Context, orchestratorID, sess
 	if c.closed.Load() {
 		return c.reject(validate.Closed, "", nil)
 	}
-	e, err := c.sessionSeries.get(c, labelValues{orchestratorID, sessionType})
+	e, err := c.sessions.series.get(c, labelValues{orchestratorID, sessionType})
 	if err != nil {
 		return err
 	}
-	e.active.Add(1)
-	c.sessions.Add(ctx, 1, e.opts...)
+	c.sessionStart(ctx, e)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "session start", "orchestrator_id", orchestratorID, "session_type", sessionType)
 	}
@@ -78,23 +77,35 @@ func (c *Collector) RecordSessionEnd(ctx context.Context, orchestratorID, sessio
 	if c.closed.Load() {
 		return c.reject(validate.Closed, "", nil)
 	}
-	e, err := c.sessionSeries.get(c, labelValues{orchestratorID, sessionType})
+	e, err := c.sessions.series.get(c, labelValues{orchestratorID, sessionType})
 	if err != nil {
 		return err
 	}
-	for !e.untracked {
-		n := e.active.Load()
-		if n <= 0 {
-			return c.reject(validate.NegativeValue, "active sessions after end", n-1)
-		}
-		if e.active.CompareAndSwap(n, n-1) {
-			break
-		}
+	if err := c.sessionEnd(ctx, e); err != nil {
+		return err
 	}
-	c.sessions.Add(ctx, -1, e.opts...)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "session end", "orchestrator_id", orchestratorID, "session_type", sessionType)
 	}
+	return nil
+}
+
+func (c *Collector) sessionStart(ctx context.Context, e *counterEntry) {
+	e.n.Add(1)
+	c.sessions.publish(ctx, e, 1)
+}
+
+func (c *Collector) sessionEnd(ctx context.Context, e *counterEntry) error {
+	for !e.untracked {
+		n := e.n.Load()
+		if n <= 0 {
+			return c.reject(validate.NegativeValue, "active sessions after end", n-1)
+		}
+		if e.n.CompareAndSwap(n, n-1) {
+			break
+		}
+	}
+	c.sessions.publish(ctx, e, -1)
 	return nil
 }
 
@@ -108,11 +119,11 @@ func (c *Collector) RecordTokenUsage(ctx context.Context, orchestratorID, model 
 	if r := validate.NonNegativeInt(tokens); r != validate.OK {
 		return c.reject(r, "tokens", tokens)
 	}
-	opts, err := c.tokenSeries.get(c, labelValues{orchestratorID, model})
+	e, err := c.tokens.series.get(c, labelValues{orchestratorID, model})
 	if err != nil {
 		return err
 	}
-	c.tokens.Add(ctx, tokens, opts...)
+	c.tokens.add(ctx, e, tokens)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tokens", "orchestrator_id", orchestratorID, "model", model, "tokens", tokens)
 	}
@@ -149,11 +160,11 @@ func (c *Collector) RecordToolInvocation(ctx context.Context, orchestratorID, to
 	if !status.valid() {
 		return c.reject(validate.UnknownStatus, "status", string(status))
 	}
-	opts, err := c.toolSeries.get(c, labelValues{orchestratorID, toolName, string(status)})
+	e, err := c.tools.series.get(c, labelValues{orchestratorID, toolName, string(status)})
 	if err != nil {
 		return err
 	}
-	c.tools.Add(ctx, 1, opts...)
+	c.tools.add(ctx, e, 1)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tool invocation", "orchestrator_id", orchestratorID, "tool_name", toolName, "status", string(status))
 	}
@@ -169,11 +180,11 @@ func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOr
 	if !status.valid() {
 		return c.reject(validate.UnknownStatus, "status", string(status))
 	}
-	opts, err := c.delegationSeries.get(c, labelValues{fromOrchestrator, toOrchestrator, string(status)})
+	e, err := c.delegations.series.get(c, labelValues{fromOrchestrator, toOrchestrator, string(status)})
 	if err != nil {
 		return err
 	}
-	c.delegations.Add(ctx, 1, opts...)
+	c.delegations.add(ctx, e, 1)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "delegation", "from_orchestrator", fromOrchestrator, "to_orchestrator", toOrchestrator, "status", string(status))
 	}
@@ -185,11 +196,11 @@ func (c *Collector) RecordError(ctx context.Context, orchestratorID, errorType s
 	if c.closed.Load() {
 		return c.reject(validate.Closed, "", nil)
 	}
-	opts, err := c.errorSeries.get(c, labelValues{orchestratorID, errorType})
+	e, err := c.errorsCtr.series.get(c, labelValues{orchestratorID, errorType})
 	if err != nil {
 		return err
 	}
-	c.errorsCtr.Add(ctx, 1, opts...)
+	c.errorsCtr.add(ctx, e, 1)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "error", "orchestrator_id", orchestratorID, "error_type", errorType)
 	}

@@ -1,8 +1,6 @@
 package otelcollector
 
 import (
-	"sync/atomic"
-
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -30,6 +28,12 @@ type series[V any] struct {
 	cache  *attrcache.Cache[labelValues, V]
 	// uncached, if set, is told about a value built past the cache limit.
 	uncached func(V)
+	// overflow, if hasOverflow, is returned for every tuple past the cache
+	// limit instead of a value built per call.
+	overflow    V
+	hasOverflow bool
+	// overflowAll sends every tuple to overflow (a cardinality limit of 1).
+	overflowAll bool
 }
 
 func newSeries[V any](limit int, build func(attribute.Set) V, fields ...field) *series[V] {
@@ -48,38 +52,30 @@ func (s *series[V]) get(c *Collector, vals labelValues) (V, error) {
 
 func (s *series[V]) miss(c *Collector, vals labelValues) (V, error) {
 	var zero V
-	kvs := make([]attribute.KeyValue, len(s.fields))
 	for i, f := range s.fields {
 		if r := validate.Label(vals[i]); r != validate.OK {
 			return zero, c.reject(r, f.param, vals[i])
 		}
+	}
+	if s.hasOverflow && (s.overflowAll || s.cache.Full()) {
+		return s.overflow, nil
+	}
+	kvs := make([]attribute.KeyValue, len(s.fields))
+	for i, f := range s.fields {
 		kvs[i] = attribute.String(f.key, vals[i])
 	}
 	v, cached := s.cache.Put(vals, s.build(attribute.NewSet(kvs...)))
-	if !cached && s.uncached != nil {
-		s.uncached(v)
+	if !cached {
+		if s.hasOverflow {
+			return s.overflow, nil
+		}
+		if s.uncached != nil {
+			s.uncached(v)
+		}
 	}
 	return v, nil
 }
 
-func addOptions(set attribute.Set) []metric.AddOption {
-	return []metric.AddOption{metric.WithAttributeSet(set)}
-}
-
 func recordOptions(set attribute.Set) []metric.RecordOption {
 	return []metric.RecordOption{metric.WithAttributeSet(set)}
-}
-
-// sessionEntry tracks the active count of one session series so that an end
-// without a start is rejected instead of driving the gauge negative.
-// Past the cache limit an entry lives for one call only and cannot count,
-// so it is marked untracked and ends are not checked.
-type sessionEntry struct {
-	opts      []metric.AddOption
-	active    atomic.Int64
-	untracked bool
-}
-
-func newSessionEntry(set attribute.Set) *sessionEntry {
-	return &sessionEntry{opts: addOptions(set)}
 }

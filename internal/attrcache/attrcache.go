@@ -95,6 +95,33 @@ func (c *Cache[K, V]) Delete(k K) {
 	c.size--
 }
 
+// Full reports whether the cache holds as many entries as its limit, so
+// that a Put of a new key would not be cached.
+func (c *Cache[K, V]) Full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.limit > 0 && c.size >= c.limit
+}
+
+// Range calls f for every cached entry, in no particular order, until f
+// returns false. It holds the cache's lock throughout, so that an entry being
+// promoted to the read map is seen exactly once: f must not call back into
+// the cache. Get of a key already in the read map is not blocked.
+func (c *Cache[K, V]) Range(f func(K, V) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, v := range *c.read.Load() {
+		if !f(k, v) {
+			return
+		}
+	}
+	for k, v := range c.dirty {
+		if !f(k, v) {
+			return
+		}
+	}
+}
+
 // Len returns the number of cached entries.
 func (c *Cache[K, V]) Len() int {
 	c.mu.Lock()

@@ -1,0 +1,188 @@
+package otelcollector
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/wundr-io/orchestrator-otel/internal/schema"
+)
+
+// overflowAttr marks the series that collects every label set past the
+// cardinality limit; the SDK uses the same attribute for its own overflow.
+var overflowAttr = attribute.Bool("otel.metric.overflow", true)
+
+// counterEntry is one series of a counter or up-down counter.
+type counterEntry struct {
+	// opts is passed to the SDK's Add (synchronous mode).
+	opts []metric.AddOption
+	// obs is passed to Observe at collection (atomic mode).
+	obs []metric.ObserveOption
+	// n is the series value in atomic mode. For sessions it is the active
+	// count in both modes, which RecordSessionEnd checks.
+	n atomic.Int64
+	// live is set by the first record (atomic mode). Only live series are
+	// reported, so that binding a handle creates no series, as with the SDK.
+	live atomic.Bool
+	// untracked marks an entry built past the cache limit for one call only
+	// (synchronous mode); session ends are then not checked.
+	untracked bool
+}
+
+// adder is the Add method shared by Int64Counter and Int64UpDownCounter.
+type adder interface {
+	Add(ctx context.Context, incr int64, options ...metric.AddOption)
+}
+
+// counter is one counter or up-down counter with its series. In the default,
+// synchronous mode each record calls the SDK's Add with the series' cached
+// option. In atomic mode (WithAtomicCounters) a record adds to the series'
+// own atomic value, and an observable instrument of the same name, unit and
+// description reports every live series when a reader collects; the SDK then
+// exports the same cumulative sums.
+type counter struct {
+	atomic bool
+	sync   adder
+	obs    metric.Int64Observable
+	series *series[*counterEntry]
+}
+
+// add adds n to series e.
+func (k *counter) add(ctx context.Context, e *counterEntry, n int64) {
+	if k.atomic {
+		e.n.Add(n)
+		if !e.live.Load() {
+			e.live.Store(true)
+		}
+		return
+	}
+	k.sync.Add(ctx, n, e.opts...)
+}
+
+// publish reports a change of n that the caller has already applied to e.n
+// (sessions, whose count is kept in both modes).
+func (k *counter) publish(ctx context.Context, e *counterEntry, n int64) {
+	if k.atomic {
+		if !e.live.Load() {
+			e.live.Store(true)
+		}
+		return
+	}
+	k.sync.Add(ctx, n, e.opts...)
+}
+
+// observe reports the live series of k, the overflow series last: the SDK
+// folds every set it sees after an overflow set into the overflow series.
+func (k *counter) observe(o metric.Observer) {
+	k.series.cache.Range(func(_ labelValues, e *counterEntry) bool {
+		if e.live.Load() {
+			o.ObserveInt64(k.obs, e.n.Load(), e.obs...)
+		}
+		return true
+	})
+	if ov := k.series.overflow; ov != nil && ov.live.Load() {
+		o.ObserveInt64(k.obs, ov.n.Load(), ov.obs...)
+	}
+}
+
+type counterSpec struct {
+	dst              **counter
+	name, unit, desc string
+	upDown           bool
+	fields           []field
+}
+
+// createCounters creates the five counters (sessions, tokens, tools,
+// delegations, errors) and their series, and in atomic mode registers the
+// callback that reports them.
+func (c *Collector) createCounters(m metric.Meter, cfg config) error {
+	specs := []counterSpec{
+		{&c.sessions, schema.SessionsActive, schema.UnitSessions, schema.DescSessionsActive, true,
+			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeySessionType, "sessionType"}}},
+		{&c.tokens, schema.TokensUsed, schema.UnitTokens, schema.DescTokensUsed, false,
+			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyModel, "model"}}},
+		{&c.tools, schema.ToolInvocations, schema.UnitInvocations, schema.DescToolInvocations, false,
+			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyToolName, "toolName"}, {schema.KeyStatus, "status"}}},
+		{&c.delegations, schema.Delegations, schema.UnitDelegations, schema.DescDelegations, false,
+			[]field{{schema.KeyFromOrchestrator, "fromOrchestrator"}, {schema.KeyToOrchestrator, "toOrchestrator"}, {schema.KeyStatus, "status"}}},
+		{&c.errorsCtr, schema.Errors, schema.UnitErrors, schema.DescErrors, false,
+			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyErrorType, "errorType"}}},
+	}
+	var err error
+	observables := make([]metric.Observable, 0, len(specs))
+	counters := make([]*counter, 0, len(specs))
+	for _, s := range specs {
+		k, e := newCounter(m, cfg, s)
+		if e != nil {
+			err = errors.Join(err, e)
+			continue
+		}
+		*s.dst = k
+		if k.atomic {
+			observables = append(observables, k.obs)
+			counters = append(counters, k)
+		}
+	}
+	if err != nil || !cfg.atomicCounters {
+		return err
+	}
+	c.counterReg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, k := range counters {
+			k.observe(o)
+		}
+		return nil
+	}, observables...)
+	return err
+}
+
+func newCounter(m metric.Meter, cfg config, s counterSpec) (*counter, error) {
+	k := &counter{atomic: cfg.atomicCounters}
+	unit, desc := metric.WithUnit(s.unit), metric.WithDescription(s.desc)
+	var err error
+	switch {
+	case k.atomic && s.upDown:
+		k.obs, err = m.Int64ObservableUpDownCounter(s.name, unit, desc)
+	case k.atomic:
+		k.obs, err = m.Int64ObservableCounter(s.name, unit, desc)
+	case s.upDown:
+		k.sync, err = m.Int64UpDownCounter(s.name, unit, desc)
+	default:
+		k.sync, err = m.Int64Counter(s.name, unit, desc)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	limit := cfg.cardinalityLimit
+	if !k.atomic {
+		k.series = newSeries(limit, newSyncEntry, s.fields...)
+		k.series.uncached = func(e *counterEntry) { e.untracked = true }
+		return k, nil
+	}
+	// The SDK keeps limit-1 label sets and folds the rest into one overflow
+	// series; the atomic series do the same so the export is identical.
+	k.series = newSeries(max(limit-1, 1), newAtomicEntry, s.fields...)
+	k.series.overflow = newAtomicEntry(attribute.NewSet(overflowAttr))
+	k.series.hasOverflow = true
+	k.series.overflowAll = limit <= 1
+	return k, nil
+}
+
+func newSyncEntry(set attribute.Set) *counterEntry {
+	return &counterEntry{opts: []metric.AddOption{metric.WithAttributeSet(set)}}
+}
+
+func newAtomicEntry(set attribute.Set) *counterEntry {
+	return &counterEntry{obs: []metric.ObserveOption{metric.WithAttributeSet(set)}}
+}
+
+// unregisterCounters stops the atomic-mode callback, if there is one.
+func (c *Collector) unregisterCounters() error {
+	if c.counterReg == nil {
+		return nil
+	}
+	return c.counterReg.Unregister()
+}
