@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/wundr-io/orchestrator-otel/otelcollector"
@@ -89,6 +90,9 @@ func TestWithMetricsPanic(t *testing.T) {
 }
 
 func TestWithMetricsInvalidIDStillRunsFn(t *testing.T) {
+	var handled []error
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { handled = append(handled, err) }))
+	t.Cleanup(func() { otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {})) })
 	c, _ := newTestCollector(t)
 	ran := false
 	v, err := otelcollector.WithMetrics(context.Background(), c, "", func(context.Context) (string, error) {
@@ -100,5 +104,8 @@ func TestWithMetricsInvalidIDStillRunsFn(t *testing.T) {
 	}
 	if c.Rejected() == 0 {
 		t.Error("the invalid orchestrator id was not counted")
+	}
+	if len(handled) == 0 || !errors.Is(handled[0], otelcollector.ErrInvalidLabel) {
+		t.Errorf("otel.Handle got %v, want the ErrInvalidLabel", handled)
 	}
 }
