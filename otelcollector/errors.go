@@ -24,6 +24,9 @@ var (
 	ErrClosed = errors.New("otelcollector: collector is closed")
 	// ErrInvalidOption: New was given an option it cannot honour.
 	ErrInvalidOption = errors.New("otelcollector: invalid option")
+	// ErrNilHandle: a method was called on a nil handle (an *Orchestrator,
+	// *TokenCounter, ... whose binding returned an error).
+	ErrNilHandle = errors.New("otelcollector: nil handle")
 )
 
 // MaxLabelBytes is the longest label value accepted, in bytes.
