@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	promclient "github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/wundr-io/orchestrator-otel/exporters/prometheus"
 	"github.com/wundr-io/orchestrator-otel/otelcollector"
 )
@@ -204,5 +207,28 @@ func TestServerServesPathAndShutsDown(t *testing.T) {
 func TestDefaultAddressIsLoopback(t *testing.T) {
 	if !strings.HasPrefix(prometheus.DefaultAddress, "127.0.0.1:") {
 		t.Fatalf("DefaultAddress = %q", prometheus.DefaultAddress)
+	}
+}
+
+// TestWithRegistry serves the orchestrator series beside the application's
+// own client_golang metrics on one registry.
+func TestWithRegistry(t *testing.T) {
+	reg := promclient.NewRegistry()
+	appCounter := promclient.NewCounter(promclient.CounterOpts{Name: "app_requests_total", Help: "Requests."})
+	reg.MustRegister(appCounter)
+	appCounter.Add(3)
+	c, exp := newCollector(t, prometheus.WithRegistry(reg))
+	recordKnownValues(t, c)
+	if exp.Registry() != reg {
+		t.Fatal("Registry() is not the registry given")
+	}
+	body := scrape(t, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	for _, want := range []string{"app_requests_total 3", `orchestrator_tokens_used_total{model="claude-sonnet",orchestrator_id="orch-1"} 1500`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("scrape lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "go_goroutines") {
+		t.Error("a private registry must not carry the global go_* collectors")
 	}
 }
