@@ -25,6 +25,17 @@ const (
 	CollectorRejected = "orchestrator.collector.rejected"     // orchestrator_collector_rejected_total
 )
 
+// OTLPFailedExports counts the periodic exports of exporters/otlp that
+// failed. That exporter adds it to its own pushes (a Producer on its reader),
+// scope OTLPScopeName; the Prometheus name is
+// orchestrator_collector_otlp_failed_exports_total.
+const (
+	OTLPFailedExports     = "orchestrator.collector.otlp.failed_exports"
+	OTLPScopeName         = MeterName + "/exporters/otlp"
+	UnitExports           = "{export}"
+	DescOTLPFailedExports = "OTLP metric exports that failed (the data of a failed export arrives with the next successful one under cumulative temporality)."
+)
+
 // Units. Curly-brace annotations are dropped by the Prometheus translation,
 // "s" adds _seconds and "%" adds _percent. Node load has no unit on purpose:
 // unit "1" would add a _ratio suffix that breaks the legacy name.

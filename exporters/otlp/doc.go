@@ -1,0 +1,56 @@
+// Package otlp pushes the orchestrator metrics over OTLP to an
+// OpenTelemetry Collector or any OTLP backend, over gRPC (the default) or
+// HTTP.
+//
+// New returns an Exporter whose reader, the SDK's PeriodicReader around the
+// OTel OTLP exporter, joins the Collector's MeterProvider:
+//
+//	exp, err := otlp.New(ctx, otlp.WithEndpoint("127.0.0.1:4317"), otlp.WithInsecure())
+//	c, err := otelcollector.New(ctx, otelcollector.WithExporter(exp))
+//	defer c.Close(ctx) // pushes what is left, then closes the connection
+//
+// It can run beside the Prometheus exporter (pass both to WithExporter).
+// Only programs that import this package link gRPC.
+//
+// # Batching and delivery
+//
+// Records are aggregated in memory and pushed every interval (WithInterval,
+// default 10 s); Flush and Close on the Collector push at once. A Record
+// call never waits for the network: the reader exports from its own
+// goroutine. With the default cumulative temporality each export carries
+// the totals since start, so when the receiver is down the next export that
+// arrives makes good every one that failed. With WithTemporality(Delta)
+// each export carries only its interval, and what a failed export carried
+// is lost.
+//
+// # Failures
+//
+// New does not contact the receiver, so a daemon starts while its backend
+// is down. A failed export is
+//   - counted: FailedExports, and the counter
+//     orchestrator_collector_otlp_failed_exports_total (no labels) pushed with
+//     the data, so the count of an outage arrives when it ends;
+//   - logged to the WithLogger logger at most once per minute per kind of
+//     failure (a gRPC code such as "unavailable" or "unauthenticated",
+//     "http_401", "unreachable", "timeout", ...), each line saying how many
+//     failures it stands for; header values are never logged;
+//   - passed by the SDK's PeriodicReader to otel.Handle, which by default
+//     prints every failure to stderr: install a handler with
+//     otel.SetErrorHandler to route or silence those.
+//
+// # Environment variables
+//
+// The standard variables apply to whatever no option sets, as read by the
+// OTel exporters (otlpmetricgrpc, otlpmetrichttp) and the SDK:
+// OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT, _INSECURE, _HEADERS, _TIMEOUT,
+// _COMPRESSION, _CERTIFICATE, _CLIENT_CERTIFICATE, _CLIENT_KEY,
+// OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE,
+// OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT. This package
+// itself reads OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, then
+// OTEL_EXPORTER_OTLP_PROTOCOL ("grpc" or "http/protobuf") when WithProtocol
+// is not given. An option always wins over its variable.
+//
+// # Concurrency
+//
+// All methods of Exporter are safe for concurrent use.
+package otlp

@@ -1,0 +1,232 @@
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+func TestFailureKind(t *testing.T) {
+	refused := &url.Error{Op: "Post", URL: "http://127.0.0.1:1/v1/metrics", Err: &net.OpError{
+		Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}}
+	testCases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"grpc unavailable", fmt.Errorf("failed to upload metrics: %w", status.Error(codes.Unavailable, "connection refused")), "unavailable"},
+		{"grpc unauthenticated after timeout cause", fmt.Errorf("%w: %w", errors.New("exporter export timeout"), status.Error(codes.Unauthenticated, "bad token")), "unauthenticated"},
+		{"grpc deadline", status.Error(codes.DeadlineExceeded, "late"), "deadline_exceeded"},
+		{"grpc permission denied", status.Error(codes.PermissionDenied, "no"), "permission_denied"},
+		{"connection refused", fmt.Errorf("failed to upload metrics: %w", refused), "unreachable"},
+		{"http 401", errors.New("failed to upload metrics: failed to send metrics to http://127.0.0.1:4318/v1/metrics: 401 Unauthorized (body: missing token)"), "http_401"},
+		{"http 400", errors.New("failed to send metrics to http://x/v1/metrics: 400 Bad Request (body: (empty))"), "http_400"},
+		{"context deadline", fmt.Errorf("upload: %w", context.DeadlineExceeded), "timeout"},
+		{"timeout cause", errors.New("exporter export timeout: retry-able request failure: body: busy"), "timeout"},
+		{"retryable http", errors.New("max retry time elapsed: retry-able request failure: body: busy"), "http_retryable"},
+		{"canceled", fmt.Errorf("upload: %w", context.Canceled), "canceled"},
+		{"partial success", errors.New("OTLP partial success: 3 metric data points rejected"), "partial_success"},
+		{"other", errors.New("something else"), "other"},
+	}
+	for _, tc := range testCases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := failureKind(tc.err); got != tc.want {
+				t.Errorf("failureKind(%q) = %q, want %q", tc.err, got, tc.want)
+			}
+		})
+	}
+}
+
+func FuzzHTTPStatus(f *testing.F) {
+	f.Add("failed to send metrics to http://x/v1/metrics: 401 Unauthorized (body: x)")
+	f.Add(": 99 (body: ")
+	f.Add(": (body: ")
+	f.Add(": 600 x (body: ")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, msg string) {
+		code, ok := httpStatus(msg)
+		if ok && (code < 100 || code > 599) {
+			t.Fatalf("httpStatus(%q) = %d, outside 100..599", msg, code)
+		}
+		if !ok && code != 0 {
+			t.Fatalf("httpStatus(%q) = %d, false", msg, code)
+		}
+	})
+}
+
+// fakeClock is a settable time source.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func TestFailureLogRateLimited(t *testing.T) {
+	var buf bytes.Buffer
+	clock := &fakeClock{t: time.Unix(1000, 0)}
+	l := newFailureLog(config{
+		logger:   slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{ReplaceAttr: dropTime})),
+		protocol: ProtocolGRPC,
+		logEvery: time.Minute,
+		now:      clock.now,
+	})
+	errA, errB := errors.New("a failed"), errors.New("b failed")
+
+	var total int64
+	fail := func(kind string, err error) {
+		total++
+		l.failure(kind, err, total)
+	}
+	fail("unavailable", errA) // logged: first of its kind
+	fail("unavailable", errA) // within the minute: counted only
+	fail("unavailable", errA)
+	fail("unauthenticated", errB) // another kind: logged
+	clock.advance(time.Minute)
+	fail("unavailable", errA) // logged, standing for 3
+	l.success()               // recovered after 5
+	l.success()               // nothing to say
+	fail("unavailable", errA) // within the minute of the last line: counted only
+	l.success()               // recovered again, but rate-limited
+
+	want := strings.Join([]string{
+		`level=WARN msg="OTLP metric export failed" protocol=grpc kind=unavailable failures=1 failed_total=1 error="a failed"`,
+		`level=WARN msg="OTLP metric export failed" protocol=grpc kind=unauthenticated failures=1 failed_total=4 error="b failed"`,
+		`level=WARN msg="OTLP metric export failed" protocol=grpc kind=unavailable failures=3 failed_total=5 error="a failed"`,
+		`level=INFO msg="OTLP metric export recovered" protocol=grpc failed_before=5`,
+	}, "\n") + "\n"
+	if got := buf.String(); got != want {
+		t.Errorf("log:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func dropTime(_ []string, a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
+}
+
+// stubExporter is an sdkmetric.Exporter with a fixed temporality whose
+// exports fail while fail is set.
+type stubExporter struct {
+	temporality metricdata.Temporality
+	fail        bool
+}
+
+func (s *stubExporter) Temporality(sdkmetric.InstrumentKind) metricdata.Temporality {
+	return s.temporality
+}
+
+func (*stubExporter) Aggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
+	return sdkmetric.DefaultAggregationSelector(k)
+}
+
+func (s *stubExporter) Export(context.Context, *metricdata.ResourceMetrics) error {
+	if s.fail {
+		return status.Error(codes.Unavailable, "down")
+	}
+	return nil
+}
+
+func (*stubExporter) ForceFlush(context.Context) error { return nil }
+func (*stubExporter) Shutdown(context.Context) error   { return nil }
+
+func TestFailedProducer(t *testing.T) {
+	for _, tc := range []struct {
+		temporality metricdata.Temporality
+		want        []int64
+	}{
+		{metricdata.CumulativeTemporality, []int64{2, 2, 3}},
+		{metricdata.DeltaTemporality, []int64{2, 0, 1}},
+	} {
+		t.Run(tc.temporality.String(), func(t *testing.T) {
+			clock := &fakeClock{t: time.Unix(1000, 0)}
+			stub := &stubExporter{temporality: tc.temporality}
+			ce := &countingExporter{Exporter: stub, log: newFailureLog(config{
+				logger: slog.New(slog.DiscardHandler), logEvery: time.Minute, now: clock.now})}
+			p := newFailedProducer(ce, clock.now)
+			ctx := context.Background()
+			var got []int64
+			produce := func() {
+				clock.advance(time.Second)
+				sm, err := p.Produce(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sum := sm[0].Metrics[0].Data.(metricdata.Sum[int64])
+				if sum.Temporality != tc.temporality || !sum.IsMonotonic {
+					t.Errorf("sum temporality %v monotonic %v", sum.Temporality, sum.IsMonotonic)
+				}
+				got = append(got, sum.DataPoints[0].Value)
+			}
+			stub.fail = true
+			_ = ce.Export(ctx, &metricdata.ResourceMetrics{})
+			_ = ce.Export(ctx, &metricdata.ResourceMetrics{})
+			produce()
+			produce()
+			_ = ce.Export(ctx, &metricdata.ResourceMetrics{})
+			stub.fail = false
+			_ = ce.Export(ctx, &metricdata.ResourceMetrics{})
+			produce()
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("produced %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfigEnvironment(t *testing.T) {
+	cfg, err := newConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.protocol != ProtocolGRPC || cfg.interval != DefaultInterval {
+		t.Errorf("defaults: protocol %q interval %v, want grpc and %v", cfg.protocol, cfg.interval, DefaultInterval)
+	}
+
+	// The interval variable is the SDK's to read: New then passes none.
+	t.Setenv(envInterval, "2500")
+	t.Setenv(envProtocol, "grpc")
+	t.Setenv(envMetricsProtocol, "http/protobuf") // the metrics variable wins
+	cfg, err = newConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.protocol != ProtocolHTTP || cfg.interval != 0 {
+		t.Errorf("from env: protocol %q interval %v, want http/protobuf and 0 (left to the SDK)", cfg.protocol, cfg.interval)
+	}
+
+	cfg, err = newConfig([]Option{WithProtocol(ProtocolGRPC), WithInterval(time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.protocol != ProtocolGRPC || cfg.interval != time.Second {
+		t.Errorf("options over env: protocol %q interval %v", cfg.protocol, cfg.interval)
+	}
+}
+
+func TestWithHeadersCopies(t *testing.T) {
+	h := map[string]string{"authorization": "Bearer a"}
+	opt := WithHeaders(h)
+	h["authorization"] = "Bearer changed"
+	cfg, err := newConfig([]Option{opt, WithHeaders(map[string]string{"x-tenant": "t1"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.headers["authorization"] != "Bearer a" || cfg.headers["x-tenant"] != "t1" {
+		t.Errorf("headers = %v", cfg.headers)
+	}
+}
