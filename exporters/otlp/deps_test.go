@@ -1,0 +1,67 @@
+package otlp_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const grpcModule = "google.golang.org/grpc"
+
+// TestPrometheusOnlyLinksNoGRPC: gRPC arrives only with this package. A
+// program that pulls with exporters/prometheus (the quickstart, and the
+// smallest such program in testdata) must not depend on it, while this
+// package must (which shows the check can fail).
+func TestPrometheusOnlyLinksNoGRPC(t *testing.T) {
+	goBin := goTool(t)
+	testCases := []struct {
+		name     string
+		pkg      string
+		wantGRPC bool
+	}{
+		{"testdata prometheus-only program", "./testdata/promonly", false},
+		{"quickstart", "../../examples/quickstart", false},
+		{"otelcollector", "../../otelcollector", false},
+		{"exporters/prometheus", "../prometheus", false},
+		{"exporters/otlp (control)", ".", true},
+	}
+	for _, tc := range testCases {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := os.Stat(filepath.FromSlash(tc.pkg)); err != nil {
+				t.Fatalf("package directory %s: %v", tc.pkg, err)
+			}
+			cmd := exec.Command(goBin, "list", "-deps", tc.pkg)
+			out, err := cmd.Output()
+			if err != nil {
+				var stderr string
+				if ee, ok := err.(*exec.ExitError); ok {
+					stderr = string(ee.Stderr)
+				}
+				t.Fatalf("go list -deps %s: %v\n%s", tc.pkg, err, stderr)
+			}
+			deps := strings.Fields(string(out))
+			hasGRPC := slices.ContainsFunc(deps, func(p string) bool {
+				return p == grpcModule || strings.HasPrefix(p, grpcModule+"/")
+			})
+			if hasGRPC != tc.wantGRPC {
+				t.Errorf("go list -deps %s: links %s = %v, want %v", tc.pkg, grpcModule, hasGRPC, tc.wantGRPC)
+			}
+		})
+	}
+}
+
+func goTool(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("go tool not found on PATH or in GOROOT: %v", err)
+	}
+	return p
+}
