@@ -1,6 +1,7 @@
 package prometheus
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -29,6 +30,11 @@ type config struct {
 	writeTimeout      time.Duration
 	idleTimeout       time.Duration
 	maxHeaderBytes    int
+
+	// auth is the credential every request must carry; nil means none.
+	auth authenticator
+	// certFile and keyFile, if set, make the built-in server speak TLS.
+	certFile, keyFile string
 
 	errs []error
 }
@@ -83,6 +89,11 @@ func WithRegistry(reg *promclient.Registry) Option {
 // metrics on DefaultPath. An empty addr means DefaultAddress (loopback);
 // listening on any other interface is the caller's explicit choice. Without
 // this option no server is started: mount Handler in your own mux.
+//
+// The server bounds what a client can hold: 5 s to send the request
+// headers, 10 s for the whole request, 30 s to write the response, 60 s
+// idle between requests, and 16 KiB of headers. It serves only GET and
+// HEAD on its path; see Handler, WithBearerToken, WithBasicAuth and WithTLS.
 func WithServer(addr string) Option {
 	return optionFunc(func(c config) config {
 		c.serve = true
@@ -131,6 +142,66 @@ func WithTargetInfo() Option {
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c config) config {
 		c.logger = l
+		return c
+	})
+}
+
+// WithBearerToken makes every request carry the header
+// "Authorization: Bearer <token>"; others get 401 Unauthorized with a
+// WWW-Authenticate header. It applies to Handler and to the built-in server.
+// The token is compared in constant time. By default no credential is
+// required. An empty token, or giving both WithBearerToken and
+// WithBasicAuth, makes New fail.
+func WithBearerToken(token string) Option {
+	return optionFunc(func(c config) config {
+		if token == "" {
+			c.errs = append(c.errs, errors.New("prometheus: WithBearerToken: empty token"))
+			return c
+		}
+		c = setAuth(c, newBearerAuth(token))
+		return c
+	})
+}
+
+// WithBasicAuth makes every request carry HTTP basic authentication with
+// user and password; others get 401 Unauthorized with a WWW-Authenticate
+// header. It applies to Handler and to the built-in server. Both are
+// compared in constant time. Basic authentication sends the password in
+// clear text: combine it with WithTLS on any interface but loopback. By
+// default no credential is required. An empty user or password, or giving
+// both WithBasicAuth and WithBearerToken, makes New fail.
+func WithBasicAuth(user, password string) Option {
+	return optionFunc(func(c config) config {
+		if user == "" || password == "" {
+			c.errs = append(c.errs, errors.New("prometheus: WithBasicAuth: empty user or password"))
+			return c
+		}
+		c = setAuth(c, newBasicAuth(user, password))
+		return c
+	})
+}
+
+func setAuth(c config, a authenticator) config {
+	if c.auth != nil {
+		c.errs = append(c.errs, errors.New("prometheus: give at most one of WithBearerToken and WithBasicAuth"))
+		return c
+	}
+	c.auth = a
+	return c
+}
+
+// WithTLS makes the built-in server (WithServer) speak HTTPS with the
+// certificate and private key in the given PEM files, TLS 1.2 or later. New
+// reads them once and fails if they cannot be loaded; restart the exporter
+// to rotate them. Without WithServer it makes New fail. By default the
+// server speaks plain HTTP.
+func WithTLS(certFile, keyFile string) Option {
+	return optionFunc(func(c config) config {
+		if certFile == "" || keyFile == "" {
+			c.errs = append(c.errs, errors.New("prometheus: WithTLS: empty certificate or key file name"))
+			return c
+		}
+		c.certFile, c.keyFile = certFile, keyFile
 		return c
 	})
 }

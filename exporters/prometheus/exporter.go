@@ -2,6 +2,7 @@ package prometheus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,9 @@ type Exporter struct {
 // that a bad address fails here rather than later in the background.
 func New(opts ...Option) (*Exporter, error) {
 	cfg := newConfig(opts)
+	if cfg.certFile != "" && !cfg.serve {
+		cfg.errs = append(cfg.errs, errors.New("prometheus: WithTLS needs WithServer"))
+	}
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
 	}
@@ -60,11 +64,11 @@ func New(opts ...Option) (*Exporter, error) {
 	e := &Exporter{
 		reader:   reader,
 		registry: cfg.registry,
-		handler: promhttp.HandlerFor(cfg.registry, promhttp.HandlerOpts{
+		handler: guard(promhttp.HandlerFor(cfg.registry, promhttp.HandlerOpts{
 			ErrorLog:          slogPrinter{cfg.logger},
 			ErrorHandling:     promhttp.ContinueOnError,
 			EnableOpenMetrics: true,
-		}),
+		}), cfg.auth),
 	}
 	if cfg.serve {
 		if err := e.listen(cfg); err != nil {
@@ -75,9 +79,20 @@ func New(opts ...Option) (*Exporter, error) {
 }
 
 func (e *Exporter) listen(cfg config) error {
+	var tlsCfg *tls.Config
+	if cfg.certFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.certFile, cfg.keyFile)
+		if err != nil {
+			return fmt.Errorf("prometheus: loading TLS certificate: %w", err)
+		}
+		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("prometheus: listening on %s: %w", cfg.addr, err)
+	}
+	if tlsCfg != nil {
+		ln = tls.NewListener(ln, tlsCfg)
 	}
 	mux := http.NewServeMux()
 	mux.Handle(cfg.path, e.handler)
@@ -107,6 +122,9 @@ func (e *Exporter) Reader() sdkmetric.Reader { return e.reader }
 
 // Handler returns the http.Handler that serves a scrape. It negotiates the
 // OpenMetrics format (which carries exemplars) when the scraper asks for it.
+// It answers only GET and HEAD (405 Method Not Allowed with an Allow header
+// otherwise) and, with WithBearerToken or WithBasicAuth, only requests that
+// carry the credential (401 Unauthorized otherwise).
 func (e *Exporter) Handler() http.Handler { return e.handler }
 
 // Registry returns the client_golang registry the exporter registers on.
