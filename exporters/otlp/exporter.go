@@ -174,7 +174,9 @@ func (e *Exporter) Reader() sdkmetric.Reader { return e.reader }
 func (e *Exporter) Protocol() Protocol { return e.protocol }
 
 // FailedExports returns how many periodic, flush or shutdown exports have
-// failed since New. The same count is pushed with the data as
+// failed since New. An export canceled by its caller is not counted (the
+// reader's Shutdown cancels a periodic export in flight and exports once
+// more itself). The same count is pushed with the data as
 // orchestrator_collector_otlp_failed_exports_total.
 func (e *Exporter) FailedExports() int64 { return e.exporter.failed.Load() }
 

@@ -36,6 +36,13 @@ var _ sdkmetric.Exporter = (*countingExporter)(nil)
 
 func (e *countingExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
 	err := e.Exporter.Export(ctx, rm)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		// Canceled by the caller, not failed: typically the reader's
+		// Shutdown interrupting a periodic export, whose data the final
+		// export then carries.
+		e.log.canceled(err)
+		return err
+	}
 	if err != nil {
 		total := e.failed.Add(1)
 		e.log.failure(failureKind(err), err, total)
@@ -113,6 +120,12 @@ func (l *failureLog) failure(kind string, err error, total int64) {
 		slog.String("kind", kind),
 		slog.Int64("failures", n),
 		slog.Int64("failed_total", total),
+		slog.String("error", err.Error()))
+}
+
+func (l *failureLog) canceled(err error) {
+	l.logger.LogAttrs(context.Background(), slog.LevelDebug, "OTLP metric export canceled",
+		slog.String("protocol", string(l.protocol)),
 		slog.String("error", err.Error()))
 }
 

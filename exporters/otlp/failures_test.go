@@ -188,6 +188,31 @@ func TestFailedProducer(t *testing.T) {
 	}
 }
 
+// TestCanceledExportNotCounted: an export whose context the caller canceled
+// (the reader's Shutdown interrupting a periodic export) is not a failure.
+func TestCanceledExportNotCounted(t *testing.T) {
+	var buf bytes.Buffer
+	ce := &countingExporter{Exporter: &stubExporter{fail: true}, log: newFailureLog(config{
+		logger: slog.New(slog.NewTextHandler(&buf, nil)), logEvery: time.Minute, now: time.Now})}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := ce.Export(ctx, &metricdata.ResourceMetrics{}); err == nil {
+		t.Fatal("Export returned nil, want the exporter's error")
+	}
+	if got := ce.failed.Load(); got != 0 {
+		t.Errorf("failed = %d after a canceled export, want 0", got)
+	}
+	if buf.Len() != 0 {
+		t.Errorf("logged at Info or above: %s", buf.String())
+	}
+	if err := ce.Export(context.Background(), &metricdata.ResourceMetrics{}); err == nil {
+		t.Fatal("Export returned nil, want the exporter's error")
+	}
+	if got := ce.failed.Load(); got != 1 {
+		t.Errorf("failed = %d, want 1", got)
+	}
+}
+
 func TestConfigEnvironment(t *testing.T) {
 	cfg, err := newConfig(nil)
 	if err != nil {
