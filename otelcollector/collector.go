@@ -15,6 +15,7 @@ import (
 
 	"github.com/wundr-io/orchestrator-otel/internal/schema"
 	"github.com/wundr-io/orchestrator-otel/internal/selfobs"
+	"github.com/wundr-io/orchestrator-otel/internal/stats"
 	"github.com/wundr-io/orchestrator-otel/internal/validate"
 )
 
@@ -33,6 +34,7 @@ type Collector struct {
 	exporters []Exporter
 	logger    *slog.Logger
 	statsRdr  *sdkmetric.ManualReader
+	stats     *statsSampler // AggregatedStats (stats.go)
 
 	// The counters and their series (counters.go).
 	sessions, tokens, tools, delegations, errorsCtr *counter
@@ -70,7 +72,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	c := &Collector{
 		exporters: cfg.exporters,
 		logger:    cfg.logger,
-		statsRdr:  sdkmetric.NewManualReader(),
+		statsRdr:  stats.NewReader(),
 	}
 
 	res := cfg.resource
@@ -94,6 +96,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 		// Release the readers we were handed; the error says what failed.
 		return nil, errors.Join(err, c.provider.Shutdown(ctx))
 	}
+	c.startStats(cfg)
 	return c, nil
 }
 
@@ -148,6 +151,7 @@ func (c *Collector) Flush(ctx context.Context) error {
 func (c *Collector) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		c.stopStats()
 		ctx, cancel := withDefaultTimeout(ctx)
 		defer cancel()
 		err := errors.Join(c.callback.Unregister(), c.unregisterCounters())

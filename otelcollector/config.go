@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -41,6 +42,14 @@ type config struct {
 	cardinalityLimit int
 	atomicCounters   bool
 	errs             []error
+
+	// Aggregated stats (stats.go). now and statsTick are test hooks: the
+	// clock of the samples and, if set, the channel that drives the sampler
+	// instead of a ticker.
+	statsResolution time.Duration
+	statsRetention  time.Duration
+	now             func() time.Time
+	statsTick       <-chan time.Time
 }
 
 // Option configures a Collector.
@@ -56,6 +65,8 @@ func newConfig(opts []Option) (config, error) {
 	c := config{
 		latencyBuckets:   schema.DefaultLatencyBuckets(),
 		cardinalityLimit: DefaultCardinalityLimit,
+		statsResolution:  DefaultStatsResolution,
+		statsRetention:   DefaultStatsRetention,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -65,6 +76,7 @@ func newConfig(opts []Option) (config, error) {
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
+	c.errs = append(c.errs, checkStatsWindow(c.statsResolution, c.statsRetention))
 	return c, errors.Join(c.errs...)
 }
 
@@ -183,4 +195,55 @@ func checkBuckets(b []float64) error {
 		}
 	}
 	return nil
+}
+
+// Defaults of WithStatsResolution and WithStatsRetention.
+const (
+	DefaultStatsResolution = 10 * time.Second
+	DefaultStatsRetention  = time.Hour
+)
+
+// Bounds of the aggregated-stats options: a resolution below
+// MinStatsResolution would make the sampler collect every series almost
+// continuously, and more than MaxStatsSteps samples per retention would make
+// the history large for little benefit.
+const (
+	MinStatsResolution = time.Millisecond
+	MaxStatsSteps      = 1_000_000
+)
+
+// WithStatsResolution sets how often the Collector samples its in-memory
+// reader for AggregatedStats. A window's bounds fall on samples (its start
+// on the sample at or before the asked start, its end on the sample at or
+// before the asked end, unless it ends now), so the resolution is the
+// precision of a window. Each sample collects every series once; see
+// docs/stats.md for its cost. The default is DefaultStatsResolution (10 s).
+// A resolution below MinStatsResolution makes New fail with
+// ErrInvalidOption, as does a retention shorter than the resolution.
+func WithStatsResolution(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d < MinStatsResolution {
+			c.errs = append(c.errs, fmt.Errorf("%w: stats resolution %v, want >= %v", ErrInvalidOption, d, MinStatsResolution))
+			return c
+		}
+		c.statsResolution = d
+		return c
+	})
+}
+
+// WithStatsRetention sets how long samples are kept for AggregatedStats: a
+// window starting earlier is answered from the oldest sample kept and marked
+// Truncated. Memory grows with the retention (see docs/stats.md). The
+// default is DefaultStatsRetention (1 h). A retention shorter than the
+// resolution, or longer than MaxStatsSteps resolution steps, makes New fail
+// with ErrInvalidOption.
+func WithStatsRetention(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		if d <= 0 {
+			c.errs = append(c.errs, fmt.Errorf("%w: stats retention %v, want > 0", ErrInvalidOption, d))
+			return c
+		}
+		c.statsRetention = d
+		return c
+	})
 }

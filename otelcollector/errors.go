@@ -27,6 +27,9 @@ var (
 	// ErrNilHandle: a method was called on a nil handle (an *Orchestrator,
 	// *TokenCounter, ... whose binding returned an error).
 	ErrNilHandle = errors.New("otelcollector: nil handle")
+	// ErrInvalidTimeRange: AggregatedStats was given a TimeRange that ends
+	// before it starts, or Last with a negative duration.
+	ErrInvalidTimeRange = errors.New("otelcollector: invalid time range")
 )
 
 // MaxLabelBytes is the longest label value accepted, in bytes.

@@ -1,0 +1,242 @@
+package otelcollector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/wundr-io/orchestrator-otel/internal/stats"
+	"github.com/wundr-io/orchestrator-otel/internal/validate"
+)
+
+// TimeRange is a window of time for AggregatedStats: from Start to End. A
+// zero End means the time of the call; a zero Start means as far back as
+// the samples kept reach. Use Last for a window ending now.
+type TimeRange struct {
+	Start time.Time
+	End   time.Time
+
+	last     time.Duration
+	relative bool
+}
+
+// Last returns the window of length d ending at the time of the
+// AggregatedStats call, read from the Collector's clock. Last(0) is an empty
+// window at the time of the call; a negative d makes AggregatedStats fail
+// with ErrInvalidTimeRange.
+func Last(d time.Duration) TimeRange {
+	return TimeRange{last: d, relative: true}
+}
+
+// AggregatedStats are what one orchestrator did in a window of time,
+// computed as the difference between the cumulative state at the window's
+// end and at its start. Counts are exact; the latency percentiles are
+// estimated from exponential histograms (see docs/stats.md for accuracy).
+type AggregatedStats struct {
+	// OrchestratorID is the orchestrator the stats are about.
+	OrchestratorID string
+	// Start and End bound the window actually covered. Start is the sample
+	// at or before the asked start, or the oldest sample kept when the asked
+	// start is older (see Truncated); End is the time of the call for a
+	// window ending now (a zero or future End, or Last), otherwise the
+	// sample at or before the asked End. Both are read from the Collector's
+	// clock.
+	Start, End time.Time
+	// Truncated is true when records made after the asked start may be
+	// missing because their samples are older than the retention
+	// (WithStatsRetention); Start then says where the data begins. A start
+	// before New is not truncated: nothing was recorded before.
+	Truncated bool
+	// ActiveSessions is the number of sessions active at End: started and
+	// not yet ended, over all session types.
+	ActiveSessions int64
+	// SessionsStarted and SessionsEnded count RecordSessionStart and
+	// RecordSessionEnd calls in the window. With WithAtomicCounters only the
+	// net count is sampled, so a start and an end between two samples cancel
+	// out and these are lower bounds.
+	SessionsStarted, SessionsEnded int64
+	// TotalTokens is the sum of tokens recorded in the window, and
+	// TokensByModel the same per model (models with none are absent; the
+	// map is nil when there are none at all).
+	TotalTokens   int64
+	TokensByModel map[string]int64
+	// Messages counts latency observations in the window (RecordMessageLatency,
+	// WithMetrics, Timer).
+	Messages int64
+	// AvgLatency is the mean of those latencies; P50Latency, P95Latency and
+	// P99Latency estimate their 50th, 95th and 99th percentiles (the
+	// nearest-rank value). All are 0 when Messages is 0.
+	AvgLatency, P50Latency, P95Latency, P99Latency time.Duration
+	// ToolInvocations counts tool invocations in the window, of which
+	// SuccessfulToolCalls had status ToolSuccess and FailedToolCalls
+	// ToolError or ToolTimeout. ToolCallsByTool counts them per tool name, all
+	// statuses together (nil when there are none).
+	ToolInvocations, SuccessfulToolCalls, FailedToolCalls int64
+	ToolCallsByTool                                       map[string]int64
+	// Errors counts RecordError calls in the window, and ErrorsByType per
+	// error type (nil when there are none).
+	Errors       int64
+	ErrorsByType map[string]int64
+	// DelegationsOut counts delegations from this orchestrator to another,
+	// DelegationsIn delegations to it, of any status. A delegation to
+	// itself counts in both.
+	DelegationsOut, DelegationsIn int64
+	// ErrorRate is Errors / (Messages + ToolInvocations), and
+	// ToolFailureRate FailedToolCalls / ToolInvocations; each is 0 when its
+	// denominator is 0.
+	ErrorRate, ToolFailureRate float64
+}
+
+// AggregatedStats returns what orchestratorID did in the window r, for
+// example Last(5*time.Minute) or TimeRange{Start: t0, End: t1}.
+//
+// The Collector samples its in-memory reader every resolution step
+// (WithStatsResolution, default 10 s) and keeps the samples for a retention
+// (WithStatsRetention, default 1 h). A window ending now also collects at
+// the call, so its counts include every record made before the call; that
+// collection reads every series, so its cost grows with the number of series
+// (see docs/stats.md), while a window ending in the past only reads samples.
+//
+// Outcomes of unusual input:
+//   - an orchestrator with no records in the window, or never seen, gives
+//     zero stats (ActiveSessions may be non-zero) and no error;
+//   - End before Start, or Last with a negative duration, gives an error
+//     wrapping ErrInvalidTimeRange;
+//   - a zero-length window (Start equal to End, or Last(0)) gives no counts,
+//     only ActiveSessions at that instant, and no error;
+//   - a window that ends before the oldest sample kept gives zero stats,
+//     Start = End = the asked End, and Truncated if samples were dropped;
+//   - an empty, over-long or invalid-UTF-8 orchestratorID gives an error
+//     wrapping ErrInvalidLabel (it is not counted as a rejected record);
+//   - after Close, ErrClosed.
+//
+// Records past the cardinality limit, aggregated into the overflow series,
+// carry no orchestrator and are in no orchestrator's stats. ctx bounds the
+// collection of a window ending now; it is not checked otherwise.
+func (c *Collector) AggregatedStats(ctx context.Context, orchestratorID string, r TimeRange) (AggregatedStats, error) {
+	if c.closed.Load() {
+		return AggregatedStats{}, ErrClosed
+	}
+	if v := validate.Label(orchestratorID); v != validate.OK {
+		return AggregatedStats{}, fmt.Errorf("%w: orchestratorID (%v)", ErrInvalidLabel, v)
+	}
+	if r.relative && r.last < 0 {
+		return AggregatedStats{}, fmt.Errorf("%w: Last(%v) is negative", ErrInvalidTimeRange, r.last)
+	}
+	if !r.End.IsZero() && r.End.Before(r.Start) {
+		return AggregatedStats{}, fmt.Errorf("%w: End %v is before Start %v", ErrInvalidTimeRange, r.End, r.Start)
+	}
+	st, err := c.stats.store.Query(ctx, orchestratorID,
+		stats.Range{Start: r.Start, End: r.End, Last: r.last, Relative: r.relative})
+	switch {
+	case err == nil:
+	case errors.Is(err, stats.ErrInvalidRange):
+		// A zero End resolved to a now before Start.
+		return AggregatedStats{}, fmt.Errorf("%w: Start %v is after the current time", ErrInvalidTimeRange, r.Start)
+	case errors.Is(err, stats.ErrClosed), errors.Is(err, sdkmetric.ErrReaderShutdown):
+		return AggregatedStats{}, ErrClosed
+	default:
+		return AggregatedStats{}, fmt.Errorf("otelcollector: AggregatedStats: %w", err)
+	}
+	return AggregatedStats{
+		OrchestratorID:      st.OrchestratorID,
+		Start:               st.Start,
+		End:                 st.End,
+		Truncated:           st.Truncated,
+		ActiveSessions:      st.ActiveSessions,
+		SessionsStarted:     st.SessionsStarted,
+		SessionsEnded:       st.SessionsEnded,
+		TotalTokens:         st.TotalTokens,
+		TokensByModel:       st.TokensByModel,
+		Messages:            st.Messages,
+		AvgLatency:          st.AvgLatency,
+		P50Latency:          st.P50Latency,
+		P95Latency:          st.P95Latency,
+		P99Latency:          st.P99Latency,
+		ToolInvocations:     st.ToolInvocations,
+		SuccessfulToolCalls: st.SuccessfulToolCalls,
+		FailedToolCalls:     st.FailedToolCalls,
+		ToolCallsByTool:     st.ToolCallsByTool,
+		Errors:              st.Errors,
+		ErrorsByType:        st.ErrorsByType,
+		DelegationsOut:      st.DelegationsOut,
+		DelegationsIn:       st.DelegationsIn,
+		ErrorRate:           st.ErrorRate,
+		ToolFailureRate:     st.ToolFailureRate,
+	}, nil
+}
+
+// statsSampler samples the in-memory reader every resolution step into the
+// store AggregatedStats reads.
+type statsSampler struct {
+	store *stats.Store
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// startStats creates the store and starts the sampler goroutine, which
+// Close stops.
+func (c *Collector) startStats(cfg config) {
+	now := cfg.now
+	if now == nil {
+		now = time.Now
+	}
+	s := &statsSampler{
+		store: stats.New(c.statsRdr, cfg.statsResolution, cfg.statsRetention, now),
+		stop:  make(chan struct{}),
+		done:  make(chan struct{}),
+	}
+	c.stats = s
+	tick := cfg.statsTick
+	var ticker *time.Ticker
+	if tick == nil {
+		ticker = time.NewTicker(cfg.statsResolution)
+		tick = ticker.C
+	}
+	go func() {
+		defer close(s.done)
+		if ticker != nil {
+			defer ticker.Stop()
+		}
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tick:
+				s.sample()
+			}
+		}
+	}()
+}
+
+// sample takes one sample; an error has no caller and goes to otel.Handle.
+func (s *statsSampler) sample() {
+	err := s.store.Sample(bgCtx)
+	if err != nil && !errors.Is(err, stats.ErrClosed) && !errors.Is(err, sdkmetric.ErrReaderShutdown) {
+		otel.Handle(fmt.Errorf("otelcollector: stats sampler: %w", err))
+	}
+}
+
+// stopStats stops the sampler, waits for it and releases the history.
+func (c *Collector) stopStats() {
+	if c.stats == nil {
+		return
+	}
+	close(c.stats.stop)
+	<-c.stats.done
+	c.stats.store.Close()
+}
+
+func checkStatsWindow(resolution, retention time.Duration) error {
+	switch {
+	case retention < resolution:
+		return fmt.Errorf("%w: stats retention %v is shorter than the resolution %v", ErrInvalidOption, retention, resolution)
+	case retention/resolution > MaxStatsSteps:
+		return fmt.Errorf("%w: stats retention %v is more than %d steps of %v", ErrInvalidOption, retention, MaxStatsSteps, resolution)
+	}
+	return nil
+}
