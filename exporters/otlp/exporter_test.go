@@ -421,6 +421,29 @@ func TestShutdown(t *testing.T) {
 	if got := r.Sums(schema.TokensUsed); !equal(got, []int64{10}) {
 		t.Errorf("%s points = %v, want [10] (pushed by Close)", schema.TokensUsed, got)
 	}
+
+	// Shut down first: the exporter pushes and stops; the Collector's
+	// Close then finds the reader already shut down and says so.
+	exp, err = otlp.New(ctx, otlp.WithEndpoint(r.Addr), otlp.WithInsecure(), otlp.WithInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err = otelcollector.New(ctx, otelcollector.WithExporter(exp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RecordTokenUsage(ctx, "orch-2", "model-a", 20); err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown before Close: %v", err)
+	}
+	if got := r.Sums(schema.TokensUsed); !equal(got, []int64{10, 20}) {
+		t.Errorf("%s points = %v, want [10 20] (pushed by Shutdown)", schema.TokensUsed, got)
+	}
+	if err := c.Close(ctx); !errors.Is(err, sdkmetric.ErrReaderShutdown) {
+		t.Errorf("Close after the exporter's Shutdown: %v, want ErrReaderShutdown", err)
+	}
 }
 
 func TestShutdownConcurrentSafe(t *testing.T) {
