@@ -49,6 +49,7 @@ type Collector struct {
 	rejected selfobs.Rejections
 
 	closed    atomic.Bool
+	inflight  inflight // records between their closed check and their measurement (gate.go)
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -150,12 +151,17 @@ func (c *Collector) Flush(ctx context.Context) error {
 // first call's result.
 func (c *Collector) Close(ctx context.Context) error {
 	c.closeOnce.Do(func() {
-		c.closed.Store(true)
-		c.stopStats()
 		ctx, cancel := withDefaultTimeout(ctx)
 		defer cancel()
-		err := errors.Join(c.callback.Unregister(), c.unregisterCounters())
-		err = errors.Join(err, c.provider.Shutdown(ctx))
+		// From here records return ErrClosed; wait for those already past
+		// the check so that the final collection has every accepted record.
+		c.closed.Store(true)
+		err := c.drain(ctx)
+		c.stopStats()
+		// Shut down before unregistering the callbacks: the readers' final
+		// collection must still observe the gauges and atomic counters.
+		err = errors.Join(err, c.shutdownProvider(ctx))
+		err = errors.Join(err, c.callback.Unregister(), c.unregisterCounters())
 		for _, e := range c.exporters {
 			err = errors.Join(err, e.Shutdown(ctx))
 		}

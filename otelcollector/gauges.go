@@ -44,9 +44,11 @@ func observeOptions(kvs ...attribute.KeyValue) []metric.ObserveOption {
 // UpdateNodeLoad sets the load of nodeID, from 0 (idle) to 1 (saturated),
 // reported as orchestrator_node_load at each collection until ForgetNode.
 func (c *Collector) UpdateNodeLoad(nodeID string, load float64) error {
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	if r := validate.Label(nodeID); r != validate.OK {
 		return c.reject(r, "nodeID", nodeID)
 	}
@@ -78,9 +80,11 @@ func (c *Collector) ForgetNode(nodeID string) {
 // until ForgetBudget. Values above 100 (over budget) are accepted; negative,
 // NaN and infinite ones are rejected.
 func (c *Collector) UpdateBudgetUtilization(orchestratorID string, period BudgetPeriod, percent float64) error {
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	if r := validate.Label(orchestratorID); r != validate.OK {
 		return c.reject(r, "orchestratorID", orchestratorID)
 	}

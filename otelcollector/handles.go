@@ -56,9 +56,11 @@ func (o *Orchestrator) RecordMessageLatency(ctx context.Context, latency time.Du
 		return ErrNilHandle
 	}
 	c := o.c
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	if latency < 0 {
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
@@ -204,9 +206,11 @@ func (t *TokenCounter) Add(ctx context.Context, tokens int64) error {
 		return ErrNilHandle
 	}
 	c := t.c
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	if tokens < 0 {
 		return c.reject(validate.NegativeValue, "tokens", tokens)
 	}
@@ -248,9 +252,11 @@ func (t *ToolCounter) Inc(ctx context.Context, status ToolStatus) error {
 		return ErrNilHandle
 	}
 	c := t.c
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	i := toolStatusIndex(status)
 	if i < 0 {
 		return c.reject(validate.UnknownStatus, "status", string(status))
@@ -285,9 +291,11 @@ func (s *SessionCounter) Start(ctx context.Context) error {
 		return ErrNilHandle
 	}
 	c := s.c
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	c.sessionStart(ctx, s.e)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "session start", "orchestrator_id", s.orchestratorID, "session_type", s.sessionType)
@@ -302,9 +310,11 @@ func (s *SessionCounter) End(ctx context.Context) error {
 		return ErrNilHandle
 	}
 	c := s.c
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	if err := c.sessionEnd(ctx, s.e); err != nil {
 		return err
 	}
@@ -329,9 +339,11 @@ func (x *ErrorCounter) Inc(ctx context.Context) error {
 		return ErrNilHandle
 	}
 	c := x.c
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	c.errorsCtr.add(ctx, x.e, 1)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "error", "orchestrator_id", x.orchestratorID, "error_type", x.errorType)

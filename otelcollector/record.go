@@ -56,9 +56,11 @@ const ErrorTypeFunctionExecution = "function_execution_error"
 // RecordSessionStart adds one active session of sessionType (an open string
 // such as "claude-code") to orchestrator_sessions_active.
 func (c *Collector) RecordSessionStart(ctx context.Context, orchestratorID, sessionType string) error {
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	e, err := c.sessions.series.get(c, labelValues{orchestratorID, sessionType})
 	if err != nil {
 		return err
@@ -74,9 +76,11 @@ func (c *Collector) RecordSessionStart(ctx context.Context, orchestratorID, sess
 // with none active is rejected with ErrInvalidValue, so the gauge never goes
 // negative.
 func (c *Collector) RecordSessionEnd(ctx context.Context, orchestratorID, sessionType string) error {
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	e, err := c.sessions.series.get(c, labelValues{orchestratorID, sessionType})
 	if err != nil {
 		return err
@@ -113,9 +117,11 @@ func (c *Collector) sessionEnd(ctx context.Context, e *counterEntry) error {
 // orchestratorID and model. Negative tokens are rejected; zero is accepted
 // and creates the series.
 func (c *Collector) RecordTokenUsage(ctx context.Context, orchestratorID, model string, tokens int64) error {
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	if r := validate.NonNegativeInt(tokens); r != validate.OK {
 		return c.reject(r, "tokens", tokens)
 	}
@@ -134,9 +140,11 @@ func (c *Collector) RecordTokenUsage(ctx context.Context, orchestratorID, model 
 // orchestrator_message_latency_seconds. Negative latency is rejected. If ctx
 // carries a sampled span, the SDK attaches its trace as an exemplar.
 func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID string, latency time.Duration) error {
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	if latency < 0 {
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
@@ -154,9 +162,11 @@ func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID str
 // RecordToolInvocation counts one invocation of toolName with its status in
 // orchestrator_tool_invocations_total.
 func (c *Collector) RecordToolInvocation(ctx context.Context, orchestratorID, toolName string, status ToolStatus) error {
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	if !status.valid() {
 		return c.reject(validate.UnknownStatus, "status", string(status))
 	}
@@ -174,9 +184,11 @@ func (c *Collector) RecordToolInvocation(ctx context.Context, orchestratorID, to
 // RecordDelegation counts one delegation from one orchestrator to another in
 // orchestrator_federation_delegations_total.
 func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOrchestrator string, status DelegationStatus) error {
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	if !status.valid() {
 		return c.reject(validate.UnknownStatus, "status", string(status))
 	}
@@ -193,9 +205,11 @@ func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOr
 
 // RecordError counts one error of errorType in orchestrator_errors_total.
 func (c *Collector) RecordError(ctx context.Context, orchestratorID, errorType string) error {
-	if c.closed.Load() {
+	slot, ok := c.enter()
+	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
+	defer c.leave(slot)
 	e, err := c.errorsCtr.series.get(c, labelValues{orchestratorID, errorType})
 	if err != nil {
 		return err

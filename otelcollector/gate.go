@@ -1,0 +1,103 @@
+package otelcollector
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// inflightShards is the number of in-flight counters; a power of two.
+const inflightShards = 32
+
+// inflight counts the records between their closed check and the end of
+// their measurement, so that Close can wait for them before the readers'
+// final collection: a record that returned nil is never lost.
+//
+// A single counter would be one more cache line that every record on every
+// core writes. The counters are instead spread over padded shards, chosen by
+// the address of the recording goroutine's stack: goroutines on different
+// stacks mostly use different shards. A record enters and leaves the same
+// shard (the index is kept in a local), so a stack that moves in between
+// does not matter.
+type inflight struct {
+	shards [inflightShards]struct {
+		n atomic.Int64
+		_ [120]byte // 128-byte stride: no false sharing, even with adjacent-line prefetch
+	}
+}
+
+// shardOfStack returns a shard index derived from the address of a local
+// variable, that is from the calling goroutine's stack.
+func shardOfStack() uint32 {
+	var x byte
+	p := uintptr(unsafe.Pointer(&x))
+	return uint32(p>>10^p>>14) & (inflightShards - 1)
+}
+
+// enter marks a record in flight. It reports false, with nothing marked,
+// once Close has begun; the caller then returns ErrClosed. Otherwise the
+// caller must call leave with the returned shard when its measurement is
+// done.
+//
+// Correctness: Close stores closed and then waits until every shard reads
+// 0. A record that saw closed false incremented its shard before that store,
+// so Close sees the increment until the record leaves. A record that
+// increments after Close has read its shard sees closed true and backs out.
+func (c *Collector) enter() (uint32, bool) {
+	s := shardOfStack()
+	c.inflight.shards[s].n.Add(1)
+	if c.closed.Load() {
+		c.inflight.shards[s].n.Add(-1)
+		return 0, false
+	}
+	return s, true
+}
+
+// leave ends a record begun with enter.
+func (c *Collector) leave(s uint32) {
+	c.inflight.shards[s].n.Add(-1)
+}
+
+// drain waits until no record is in flight; closed must already be set. A
+// record holds its shard for well under a microsecond unless a debug
+// logger blocks, so drain spins briefly and then backs off. It gives up when
+// ctx is done.
+func (c *Collector) drain(ctx context.Context) error {
+	wait := time.Microsecond
+	for {
+		var n int64
+		for i := range c.inflight.shards {
+			n += c.inflight.shards[i].n.Load()
+		}
+		if n == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("otelcollector: Close: %d records still in flight: %w", n, err)
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, time.Millisecond)
+	}
+}
+
+// shutdownProvider shuts the MeterProvider down, which makes every reader
+// collect and export one last time. It returns when ctx is done even if an
+// exporter ignores ctx and hangs: the daemon's shutdown must not hang with
+// it. The hung call then finishes in the background.
+func (c *Collector) shutdownProvider(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- c.provider.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-done: // finished at the deadline; prefer its own error
+			return err
+		default:
+		}
+		return fmt.Errorf("otelcollector: Close: a reader's final export did not return by the deadline: %w", ctx.Err())
+	}
+}
