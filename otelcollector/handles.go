@@ -60,11 +60,12 @@ func (o *Orchestrator) RecordMessageLatency(ctx context.Context, latency time.Du
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	if latency < 0 {
+		c.leave(slot)
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
 	c.latency.Record(ctx, latency.Seconds(), o.latency...)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "message latency", "orchestrator_id", o.id, "latency", latency)
 	}
@@ -210,11 +211,12 @@ func (t *TokenCounter) Add(ctx context.Context, tokens int64) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	if tokens < 0 {
+		c.leave(slot)
 		return c.reject(validate.NegativeValue, "tokens", tokens)
 	}
 	c.tokens.add(ctx, t.e, tokens)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tokens", "orchestrator_id", t.orchestratorID, "model", t.model, "tokens", tokens)
 	}
@@ -256,20 +258,22 @@ func (t *ToolCounter) Inc(ctx context.Context, status ToolStatus) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	i := toolStatusIndex(status)
 	if i < 0 {
+		c.leave(slot)
 		return c.reject(validate.UnknownStatus, "status", string(status))
 	}
 	e := t.entries[i].Load()
 	if e == nil {
 		var err error
 		if e, err = c.tools.series.get(c, labelValues{t.orchestratorID, t.toolName, string(status)}); err != nil {
+			c.leave(slot)
 			return err
 		}
 		t.entries[i].Store(e)
 	}
 	c.tools.add(ctx, e, 1)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tool invocation", "orchestrator_id", t.orchestratorID, "tool_name", t.toolName, "status", string(status))
 	}
@@ -295,8 +299,8 @@ func (s *SessionCounter) Start(ctx context.Context) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	c.sessionStart(ctx, s.e)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "session start", "orchestrator_id", s.orchestratorID, "session_type", s.sessionType)
 	}
@@ -314,10 +318,11 @@ func (s *SessionCounter) End(ctx context.Context) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	if err := c.sessionEnd(ctx, s.e); err != nil {
+		c.leave(slot)
 		return err
 	}
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "session end", "orchestrator_id", s.orchestratorID, "session_type", s.sessionType)
 	}
@@ -343,8 +348,8 @@ func (x *ErrorCounter) Inc(ctx context.Context) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	c.errorsCtr.add(ctx, x.e, 1)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "error", "orchestrator_id", x.orchestratorID, "error_type", x.errorType)
 	}

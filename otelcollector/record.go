@@ -60,12 +60,13 @@ func (c *Collector) RecordSessionStart(ctx context.Context, orchestratorID, sess
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	e, err := c.sessions.series.get(c, labelValues{orchestratorID, sessionType})
 	if err != nil {
+		c.leave(slot)
 		return err
 	}
 	c.sessionStart(ctx, e)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "session start", "orchestrator_id", orchestratorID, "session_type", sessionType)
 	}
@@ -80,14 +81,16 @@ func (c *Collector) RecordSessionEnd(ctx context.Context, orchestratorID, sessio
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	e, err := c.sessions.series.get(c, labelValues{orchestratorID, sessionType})
 	if err != nil {
+		c.leave(slot)
 		return err
 	}
 	if err := c.sessionEnd(ctx, e); err != nil {
+		c.leave(slot)
 		return err
 	}
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "session end", "orchestrator_id", orchestratorID, "session_type", sessionType)
 	}
@@ -121,15 +124,17 @@ func (c *Collector) RecordTokenUsage(ctx context.Context, orchestratorID, model 
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	if r := validate.NonNegativeInt(tokens); r != validate.OK {
+		c.leave(slot)
 		return c.reject(r, "tokens", tokens)
 	}
 	e, err := c.tokens.series.get(c, labelValues{orchestratorID, model})
 	if err != nil {
+		c.leave(slot)
 		return err
 	}
 	c.tokens.add(ctx, e, tokens)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tokens", "orchestrator_id", orchestratorID, "model", model, "tokens", tokens)
 	}
@@ -144,15 +149,17 @@ func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID str
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	if latency < 0 {
+		c.leave(slot)
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
 	opts, err := c.latencySeries.get(c, labelValues{orchestratorID})
 	if err != nil {
+		c.leave(slot)
 		return err
 	}
 	c.latency.Record(ctx, latency.Seconds(), opts...)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "message latency", "orchestrator_id", orchestratorID, "latency", latency)
 	}
@@ -166,15 +173,17 @@ func (c *Collector) RecordToolInvocation(ctx context.Context, orchestratorID, to
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	if !status.valid() {
+		c.leave(slot)
 		return c.reject(validate.UnknownStatus, "status", string(status))
 	}
 	e, err := c.tools.series.get(c, labelValues{orchestratorID, toolName, string(status)})
 	if err != nil {
+		c.leave(slot)
 		return err
 	}
 	c.tools.add(ctx, e, 1)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tool invocation", "orchestrator_id", orchestratorID, "tool_name", toolName, "status", string(status))
 	}
@@ -188,15 +197,17 @@ func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOr
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	if !status.valid() {
+		c.leave(slot)
 		return c.reject(validate.UnknownStatus, "status", string(status))
 	}
 	e, err := c.delegations.series.get(c, labelValues{fromOrchestrator, toOrchestrator, string(status)})
 	if err != nil {
+		c.leave(slot)
 		return err
 	}
 	c.delegations.add(ctx, e, 1)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "delegation", "from_orchestrator", fromOrchestrator, "to_orchestrator", toOrchestrator, "status", string(status))
 	}
@@ -209,12 +220,13 @@ func (c *Collector) RecordError(ctx context.Context, orchestratorID, errorType s
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	defer c.leave(slot)
 	e, err := c.errorsCtr.series.get(c, labelValues{orchestratorID, errorType})
 	if err != nil {
+		c.leave(slot)
 		return err
 	}
 	c.errorsCtr.add(ctx, e, 1)
+	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "error", "orchestrator_id", orchestratorID, "error_type", errorType)
 	}
