@@ -119,15 +119,18 @@ func (c *Collector) createInstruments(cfg config) error {
 	rejected, e := m.Int64ObservableCounter(schema.CollectorRejected,
 		metric.WithUnit(schema.UnitRecords), metric.WithDescription(schema.DescCollectorRejected))
 	err = errors.Join(err, e)
+	overflowed, e := m.Int64ObservableCounter(schema.CollectorOverflow,
+		metric.WithUnit(schema.UnitRecords), metric.WithDescription(schema.DescCollectorOverflow))
+	err = errors.Join(err, e)
 	if err != nil {
 		return fmt.Errorf("otelcollector: creating instruments: %w", err)
 	}
 
 	limit := cfg.cardinalityLimit
-	c.latencySeries = newSeries(limit, recordOptions, field{schema.KeyOrchestratorID, "orchestratorID"})
+	c.latencySeries = newLimitedSeries(limit, recordOptions, field{schema.KeyOrchestratorID, "orchestratorID"})
 
 	c.gauges.init(limit)
-	c.callback, err = m.RegisterCallback(c.observe(load, budget, rejected), load, budget, rejected)
+	c.callback, err = m.RegisterCallback(c.observe(load, budget, rejected, overflowed), load, budget, rejected, overflowed)
 	if err != nil {
 		return fmt.Errorf("otelcollector: registering gauge callback: %w", err)
 	}

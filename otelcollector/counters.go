@@ -27,9 +27,10 @@ type counterEntry struct {
 	// live is set by the first record (atomic mode). Only live series are
 	// reported, so that binding a handle creates no series, as with the SDK.
 	live atomic.Bool
-	// untracked marks an entry built past the cache limit for one call only
-	// (synchronous mode); session ends are then not checked.
-	untracked bool
+	// overflow marks the entry of the overflow series, which takes every
+	// label set past the cardinality limit; its records are counted in
+	// series.overflowed.
+	overflow bool
 }
 
 // adder is the Add method shared by Int64Counter and Int64UpDownCounter.
@@ -52,6 +53,9 @@ type counter struct {
 
 // add adds n to series e.
 func (k *counter) add(ctx context.Context, e *counterEntry, n int64) {
+	if e.overflow {
+		k.series.overflowed.Add(1)
+	}
 	if k.atomic {
 		e.n.Add(n)
 		if !e.live.Load() {
@@ -65,6 +69,9 @@ func (k *counter) add(ctx context.Context, e *counterEntry, n int64) {
 // publish reports a change of n that the caller has already applied to e.n
 // (sessions, whose count is kept in both modes).
 func (k *counter) publish(ctx context.Context, e *counterEntry, n int64) {
+	if e.overflow {
+		k.series.overflowed.Add(1)
+	}
 	if k.atomic {
 		if !e.live.Load() {
 			e.live.Store(true)
@@ -156,18 +163,12 @@ func newCounter(m metric.Meter, cfg config, s counterSpec) (*counter, error) {
 		return nil, err
 	}
 
-	limit := cfg.cardinalityLimit
-	if !k.atomic {
-		k.series = newSeries(limit, newSyncEntry, s.fields...)
-		k.series.uncached = func(e *counterEntry) { e.untracked = true }
-		return k, nil
+	build := newSyncEntry
+	if k.atomic {
+		build = newAtomicEntry
 	}
-	// The SDK keeps limit-1 label sets and folds the rest into one overflow
-	// series; the atomic series do the same so the export is identical.
-	k.series = newSeries(max(limit-1, 1), newAtomicEntry, s.fields...)
-	k.series.overflow = newAtomicEntry(attribute.NewSet(overflowAttr))
-	k.series.hasOverflow = true
-	k.series.overflowAll = limit <= 1
+	k.series = newLimitedSeries(cfg.cardinalityLimit, build, s.fields...)
+	k.series.overflow.overflow = true
 	return k, nil
 }
 

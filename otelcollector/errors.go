@@ -24,6 +24,12 @@ var (
 	ErrClosed = errors.New("otelcollector: collector is closed")
 	// ErrInvalidOption: New was given an option it cannot honour.
 	ErrInvalidOption = errors.New("otelcollector: invalid option")
+	// ErrCardinalityLimit: UpdateNodeLoad or UpdateBudgetUtilization would
+	// start a new series although the gauge already reports as many as the
+	// cardinality limit allows. Update an existing series, or Forget one
+	// first. Counters and the histogram never return it: past the limit
+	// they record into the overflow series.
+	ErrCardinalityLimit = errors.New("otelcollector: cardinality limit reached")
 	// ErrNilHandle: a method was called on a nil handle (an *Orchestrator,
 	// *TokenCounter, ... whose binding returned an error).
 	ErrNilHandle = errors.New("otelcollector: nil handle")

@@ -2,7 +2,9 @@ package otelcollector
 
 import (
 	"context"
+	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -24,15 +26,23 @@ type budgetKey struct {
 
 // gaugeState keeps the last value per series of the two observable gauges;
 // the registered callback reports them at each collection.
+//
+// Each map holds at most max series, limit-1 for a cardinality limit of
+// limit: the SDK keeps limit-1 attribute sets per instrument and would fold
+// any further one into an overflow series, and the last value of an
+// arbitrary node is no use to anyone. A new series past max is rejected with
+// ErrCardinalityLimit and counted; existing series keep updating.
 type gaugeState struct {
 	mu     sync.Mutex
-	limit  int
+	max    int
 	load   map[string]*gaugeValue
 	budget map[budgetKey]*gaugeValue
+
+	loadOverflowed, budgetOverflowed atomic.Int64
 }
 
 func (g *gaugeState) init(limit int) {
-	g.limit = limit
+	g.max = limit - 1
 	g.load = map[string]*gaugeValue{}
 	g.budget = map[budgetKey]*gaugeValue{}
 }
@@ -43,6 +53,8 @@ func observeOptions(kvs ...attribute.KeyValue) []metric.ObserveOption {
 
 // UpdateNodeLoad sets the load of nodeID, from 0 (idle) to 1 (saturated),
 // reported as orchestrator_node_load at each collection until ForgetNode.
+// A node not yet reported when the gauge already reports the cardinality
+// limit minus one nodes is rejected with ErrCardinalityLimit.
 func (c *Collector) UpdateNodeLoad(nodeID string, load float64) error {
 	slot, ok := c.enter()
 	if !ok {
@@ -62,6 +74,9 @@ func (c *Collector) UpdateNodeLoad(nodeID string, load float64) error {
 		v.value = load
 		return nil
 	}
+	if len(g.load) >= g.max {
+		return c.gaugeLimitError(&g.loadOverflowed, schema.NodeLoad, "node_id "+strconv.Quote(nodeID))
+	}
 	g.load[nodeID] = &gaugeValue{value: load, opts: observeOptions(attribute.String(schema.KeyNodeID, nodeID))}
 	return nil
 }
@@ -78,7 +93,9 @@ func (c *Collector) ForgetNode(nodeID string) {
 // UpdateBudgetUtilization sets the budget utilization of orchestratorID for
 // period, in percent, reported as orchestrator_budget_utilization_percent
 // until ForgetBudget. Values above 100 (over budget) are accepted; negative,
-// NaN and infinite ones are rejected.
+// NaN and infinite ones are rejected. A series not yet reported when the
+// gauge already reports the cardinality limit minus one series is rejected
+// with ErrCardinalityLimit.
 func (c *Collector) UpdateBudgetUtilization(orchestratorID string, period BudgetPeriod, percent float64) error {
 	slot, ok := c.enter()
 	if !ok {
@@ -102,6 +119,10 @@ func (c *Collector) UpdateBudgetUtilization(orchestratorID string, period Budget
 		v.value = percent
 		return nil
 	}
+	if len(g.budget) >= g.max {
+		return c.gaugeLimitError(&g.budgetOverflowed, schema.BudgetUtilization,
+			"orchestrator_id "+strconv.Quote(orchestratorID)+" period "+string(period))
+	}
 	g.budget[k] = &gaugeValue{value: percent, opts: observeOptions(
 		attribute.String(schema.KeyOrchestratorID, orchestratorID),
 		attribute.String(schema.KeyPeriod, string(period)))}
@@ -118,9 +139,12 @@ func (c *Collector) ForgetBudget(orchestratorID string, period BudgetPeriod) {
 }
 
 // observe returns the callback that reports both gauges and the rejection
-// counters. Each rejection reason is reported from the start, at 0, so that
-// rate() and alerts work before the first rejection.
-func (c *Collector) observe(load, budget metric.Float64Observable, rejected metric.Int64Observable) metric.Callback {
+// and overflow counters. Each rejection reason is reported from the start,
+// at 0, so that rate() and alerts work before the first rejection. An
+// overflow count is reported once it is above 0, so that a Collector that
+// never reaches its limits exports exactly the series it always did.
+func (c *Collector) observe(load, budget metric.Float64Observable, rejected, overflowed metric.Int64Observable) metric.Callback {
+	overflows := c.overflowSources()
 	reasons := validate.Reasons()
 	reasonOpts := make([][]metric.ObserveOption, len(reasons))
 	for i, r := range reasons {
@@ -138,6 +162,11 @@ func (c *Collector) observe(load, budget metric.Float64Observable, rejected metr
 		g.mu.Unlock()
 		for i, r := range reasons {
 			o.ObserveInt64(rejected, c.rejected.Load(r), reasonOpts[i]...)
+		}
+		for _, s := range overflows {
+			if n := s.n.Load(); n > 0 {
+				o.ObserveInt64(overflowed, n, s.opts...)
+			}
 		}
 		return nil
 	}

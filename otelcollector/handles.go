@@ -64,6 +64,7 @@ func (o *Orchestrator) RecordMessageLatency(ctx context.Context, latency time.Du
 		c.leave(slot)
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
+	c.countLatencyOverflow(o.latency)
 	c.latency.Record(ctx, latency.Seconds(), o.latency...)
 	c.leave(slot)
 	if c.debugEnabled(ctx) {

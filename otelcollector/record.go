@@ -103,7 +103,7 @@ func (c *Collector) sessionStart(ctx context.Context, e *counterEntry) {
 }
 
 func (c *Collector) sessionEnd(ctx context.Context, e *counterEntry) error {
-	for !e.untracked {
+	for {
 		n := e.n.Load()
 		if n <= 0 {
 			return c.reject(validate.NegativeValue, "active sessions after end", n-1)
@@ -158,6 +158,7 @@ func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID str
 		c.leave(slot)
 		return err
 	}
+	c.countLatencyOverflow(opts)
 	c.latency.Record(ctx, latency.Seconds(), opts...)
 	c.leave(slot)
 	if c.debugEnabled(ctx) {

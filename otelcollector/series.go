@@ -1,6 +1,8 @@
 package otelcollector
 
 import (
+	"sync/atomic"
+
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
@@ -26,23 +28,38 @@ type series[V any] struct {
 	fields []field
 	build  func(attribute.Set) V
 	cache  *attrcache.Cache[labelValues, V]
-	// uncached, if set, is told about a value built past the cache limit.
-	uncached func(V)
 	// overflow, if hasOverflow, is returned for every tuple past the cache
 	// limit instead of a value built per call.
 	overflow    V
 	hasOverflow bool
 	// overflowAll sends every tuple to overflow (a cardinality limit of 1).
 	overflowAll bool
+	// overflowed counts the records that went to overflow; the record path
+	// that holds the value adds to it (counter.add, countLatencyOverflow).
+	overflowed atomic.Int64
 }
 
 func newSeries[V any](limit int, build func(attribute.Set) V, fields ...field) *series[V] {
 	return &series[V]{fields: fields, build: build, cache: attrcache.New[labelValues, V](limit)}
 }
 
+// newLimitedSeries returns series that keep limit-1 label tuples, as the SDK
+// keeps limit-1 attribute sets per instrument, and map every other tuple to
+// one overflow value built with the SDK's own overflow attribute
+// (otel.metric.overflow=true). The export is the same as if the SDK had
+// folded the tuples itself, but the Collector knows which records overflowed
+// and builds nothing per call past the limit.
+func newLimitedSeries[V any](limit int, build func(attribute.Set) V, fields ...field) *series[V] {
+	s := newSeries(max(limit-1, 1), build, fields...)
+	s.overflow = build(attribute.NewSet(overflowAttr))
+	s.hasOverflow = true
+	s.overflowAll = limit <= 1
+	return s
+}
+
 // get returns the value for vals, validating and building it on first use.
-// Past the cache limit the value is built per call: correct, at the price of
-// allocations, and the SDK folds such series into its overflow series.
+// Past the cache limit it returns the overflow value if the series has one;
+// otherwise the value is built per call.
 func (s *series[V]) get(c *Collector, vals labelValues) (V, error) {
 	if v, ok := s.cache.Get(vals); ok {
 		return v, nil
@@ -65,13 +82,8 @@ func (s *series[V]) miss(c *Collector, vals labelValues) (V, error) {
 		kvs[i] = attribute.String(f.key, vals[i])
 	}
 	v, cached := s.cache.Put(vals, s.build(attribute.NewSet(kvs...)))
-	if !cached {
-		if s.hasOverflow {
-			return s.overflow, nil
-		}
-		if s.uncached != nil {
-			s.uncached(v)
-		}
+	if !cached && s.hasOverflow {
+		return s.overflow, nil
 	}
 	return v, nil
 }

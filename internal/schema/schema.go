@@ -23,6 +23,7 @@ const (
 	Errors            = "orchestrator.errors"                 // orchestrator_errors_total
 	BudgetUtilization = "orchestrator.budget.utilization"     // orchestrator_budget_utilization_percent
 	CollectorRejected = "orchestrator.collector.rejected"     // orchestrator_collector_rejected_total
+	CollectorOverflow = "orchestrator.collector.overflow"     // orchestrator_collector_overflow_total
 )
 
 // OTLPFailedExports counts the periodic exports of exporters/otlp that
@@ -61,6 +62,7 @@ const (
 	DescErrors            = "Errors, by orchestrator and error type."
 	DescBudgetUtilization = "Last reported budget utilization of an orchestrator for a budget period, in percent."
 	DescCollectorRejected = "Records the collector rejected as invalid, by reason; a rejected record changes no other series."
+	DescCollectorOverflow = "Records that got no series of their own because their metric (the OTel instrument name) had reached the cardinality limit: counter and histogram records went to the series labelled otel_metric_overflow=\"true\", gauge updates were rejected."
 )
 
 // Attribute keys; these are the Prometheus label names.
@@ -76,6 +78,7 @@ const (
 	KeyErrorType        = "error_type"
 	KeyPeriod           = "period"
 	KeyReason           = "reason"
+	KeyMetric           = "metric"
 )
 
 // DefaultLatencyBuckets are the explicit histogram bounds, in seconds, of

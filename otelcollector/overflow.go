@@ -1,0 +1,76 @@
+package otelcollector
+
+import (
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/wundr-io/orchestrator-otel/internal/schema"
+)
+
+// countLatencyOverflow counts a latency record made with opts if they are
+// the overflow series' options. Comparing the slices' first elements costs
+// one comparison on the record path.
+func (c *Collector) countLatencyOverflow(opts []metric.RecordOption) {
+	if unsafe.SliceData(opts) == unsafe.SliceData(c.latencySeries.overflow) {
+		c.latencySeries.overflowed.Add(1)
+	}
+}
+
+// overflowSource is one metric's count of records past its cardinality
+// limit, with the options of its orchestrator_collector_overflow_total
+// series.
+type overflowSource struct {
+	n    *atomic.Int64
+	opts []metric.ObserveOption
+}
+
+// overflowSources lists every metric's overflow count, in a fixed order.
+func (c *Collector) overflowSources() []overflowSource {
+	src := []struct {
+		name string
+		n    *atomic.Int64
+	}{
+		{schema.SessionsActive, &c.sessions.series.overflowed},
+		{schema.TokensUsed, &c.tokens.series.overflowed},
+		{schema.MessageLatency, &c.latencySeries.overflowed},
+		{schema.ToolInvocations, &c.tools.series.overflowed},
+		{schema.Delegations, &c.delegations.series.overflowed},
+		{schema.NodeLoad, &c.gauges.loadOverflowed},
+		{schema.Errors, &c.errorsCtr.series.overflowed},
+		{schema.BudgetUtilization, &c.gauges.budgetOverflowed},
+	}
+	out := make([]overflowSource, len(src))
+	for i, s := range src {
+		out[i] = overflowSource{n: s.n, opts: observeOptions(attribute.String(schema.KeyMetric, s.name))}
+	}
+	return out
+}
+
+// Overflowed returns how many records since New got no series of their own
+// because their metric had reached the cardinality limit, over all metrics:
+// counter and histogram records that went to the overflow series, and gauge
+// updates rejected with ErrCardinalityLimit. The same figure, by metric, is
+// exported as orchestrator_collector_overflow_total once it is above 0.
+func (c *Collector) Overflowed() int64 {
+	var n int64
+	for _, s := range c.overflowSources() {
+		n += s.n.Load()
+	}
+	return n
+}
+
+// gaugeLimitError counts and describes an update refused because its gauge
+// reports as many series as the cardinality limit allows.
+func (c *Collector) gaugeLimitError(n *atomic.Int64, metricName, labels string) error {
+	n.Add(1)
+	err := fmt.Errorf("%w: %s already reports %d series; %s would start another (update an existing series or Forget one)",
+		ErrCardinalityLimit, metricName, c.gauges.max, labels)
+	if c.logger.Enabled(bgCtx, levelDebug) {
+		c.logger.Debug("record rejected", "reason", "cardinality_limit", "error", err)
+	}
+	return err
+}
