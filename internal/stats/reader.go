@@ -14,10 +14,13 @@ import (
 )
 
 // HistogramMaxSize is the number of buckets of the in-memory reader's
-// exponential latency histograms. 320 buckets keep scale 5 (bucket width
-// 2.2%) over a 2^10 range of latencies, such as 10 ms to 10 s, and scale 4
-// (4.4%) over 2^20.
-const HistogramMaxSize = 320
+// exponential latency histograms. The SDK picks the finest scale at which
+// an orchestrator's latencies, over its lifetime, fit in that many buckets:
+// 640 buckets keep scale 6 (buckets 1.09% wide) while the latencies span up
+// to a factor 2^10 (such as 10 ms to 10 s), and scale 5 (2.19%) up to 2^20.
+// A percentile estimate lies in the same bucket as the exact value, so its
+// relative error is below the bucket width.
+const HistogramMaxSize = 640
 
 // NewReader returns the in-memory reader a Store samples. Its aggregation
 // differs from the SDK default in two ways, for this reader only:
