@@ -3,9 +3,11 @@
 // nothing once a tuple has been seen.
 //
 // Reads are lock-free: they load an immutable map through an atomic pointer.
-// New tuples go to a mutex-guarded dirty map that is merged into a fresh read
-// map once it has cost as many misses as it holds entries, the amortisation
-// sync.Map uses, but with typed keys so that a lookup does not box its key.
+// New tuples go to a mutex-guarded dirty map, a superset of the read map,
+// which replaces the read map once lookups that needed the lock have
+// numbered as many as its entries. This is the amortisation sync.Map uses,
+// so adding n tuples costs O(n) in all, but with typed keys, so that a
+// lookup does not box its key.
 package attrcache
 
 import (
@@ -17,34 +19,44 @@ import (
 // entries; past that, Get reports a miss and the caller builds the value per
 // call, so a label explosion cannot grow the cache without bound.
 type Cache[K comparable, V any] struct {
-	read  atomic.Pointer[map[K]V]
-	mu    sync.Mutex
+	read atomic.Pointer[readOnly[K, V]]
+	mu   sync.Mutex
+	// dirty, when not nil, holds every entry: those of read and the newer
+	// ones. read.amended says that it exists.
 	dirty map[K]V
 	miss  int
 	size  int
 	limit int
 }
 
+type readOnly[K comparable, V any] struct {
+	m       map[K]V
+	amended bool // dirty holds keys that m lacks
+}
+
 // New returns a cache holding at most limit entries; limit <= 0 means no
 // bound.
 func New[K comparable, V any](limit int) *Cache[K, V] {
 	c := &Cache[K, V]{limit: limit}
-	m := map[K]V{}
-	c.read.Store(&m)
+	c.read.Store(&readOnly[K, V]{m: map[K]V{}})
 	return c
 }
 
-// Get returns the value cached for k.
+// Get returns the value cached for k. It takes no lock when k is in the
+// read map or when no entry is pending promotion.
 func (c *Cache[K, V]) Get(k K) (V, bool) {
-	if v, ok := (*c.read.Load())[k]; ok {
-		return v, true
+	r := c.read.Load()
+	if v, ok := r.m[k]; ok || !r.amended {
+		return v, ok
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v, ok := c.dirty[k]
-	if ok {
-		c.missLocked()
+	r = c.read.Load()
+	if v, ok := r.m[k]; ok || !r.amended {
+		return v, ok
 	}
+	v, ok := c.dirty[k]
+	c.missLocked()
 	return v, ok
 }
 
@@ -54,7 +66,8 @@ func (c *Cache[K, V]) Get(k K) (V, bool) {
 func (c *Cache[K, V]) Put(k K, v V) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, ok := (*c.read.Load())[k]; ok {
+	r := c.read.Load()
+	if old, ok := r.m[k]; ok {
 		return old, true
 	}
 	if old, ok := c.dirty[k]; ok {
@@ -64,11 +77,14 @@ func (c *Cache[K, V]) Put(k K, v V) (V, bool) {
 		return v, false
 	}
 	if c.dirty == nil {
-		c.dirty = map[K]V{}
+		c.dirty = make(map[K]V, len(r.m)+1)
+		for rk, rv := range r.m {
+			c.dirty[rk] = rv
+		}
+		c.read.Store(&readOnly[K, V]{m: r.m, amended: true})
 	}
 	c.dirty[k] = v
 	c.size++
-	c.missLocked()
 	return v, true
 }
 
@@ -76,23 +92,25 @@ func (c *Cache[K, V]) Put(k K, v V) (V, bool) {
 func (c *Cache[K, V]) Delete(k K) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.dirty[k]; ok {
-		delete(c.dirty, k)
-		c.size--
+	r := c.read.Load()
+	_, inRead := r.m[k]
+	_, inDirty := c.dirty[k]
+	if !inRead && !inDirty {
 		return
 	}
-	read := *c.read.Load()
-	if _, ok := read[k]; !ok {
-		return
-	}
-	next := make(map[K]V, len(read))
-	for rk, rv := range read {
-		if rk != k {
-			next[rk] = rv
-		}
-	}
-	c.read.Store(&next)
 	c.size--
+	if c.dirty != nil {
+		delete(c.dirty, k)
+	}
+	if inRead {
+		next := make(map[K]V, len(r.m))
+		for rk, rv := range r.m {
+			if rk != k {
+				next[rk] = rv
+			}
+		}
+		c.read.Store(&readOnly[K, V]{m: next, amended: r.amended})
+	}
 }
 
 // Full reports whether the cache holds as many entries as its limit, so
@@ -104,18 +122,17 @@ func (c *Cache[K, V]) Full() bool {
 }
 
 // Range calls f for every cached entry, in no particular order, until f
-// returns false. It holds the cache's lock throughout, so that an entry being
-// promoted to the read map is seen exactly once: f must not call back into
-// the cache. Get of a key already in the read map is not blocked.
+// returns false. It holds the cache's lock throughout, so that an entry
+// being promoted to the read map is seen exactly once: f must not call back
+// into the cache. Get of a key in the read map is not blocked.
 func (c *Cache[K, V]) Range(f func(K, V) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for k, v := range *c.read.Load() {
-		if !f(k, v) {
-			return
-		}
+	m := c.read.Load().m
+	if c.dirty != nil {
+		m = c.dirty
 	}
-	for k, v := range c.dirty {
+	for k, v := range m {
 		if !f(k, v) {
 			return
 		}
@@ -130,21 +147,14 @@ func (c *Cache[K, V]) Len() int {
 }
 
 // missLocked records a lookup that needed the lock and promotes the dirty
-// map once misses have paid for the copy.
+// map once such lookups have numbered as many as its entries, which pays
+// for the copy Put makes when it next needs a dirty map.
 func (c *Cache[K, V]) missLocked() {
 	c.miss++
 	if c.miss < len(c.dirty) {
 		return
 	}
-	read := *c.read.Load()
-	next := make(map[K]V, len(read)+len(c.dirty))
-	for k, v := range read {
-		next[k] = v
-	}
-	for k, v := range c.dirty {
-		next[k] = v
-	}
-	c.read.Store(&next)
+	c.read.Store(&readOnly[K, V]{m: c.dirty})
 	c.dirty = nil
 	c.miss = 0
 }

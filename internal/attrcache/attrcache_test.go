@@ -70,6 +70,87 @@ func TestCacheConcurrentSafe(t *testing.T) {
 	}
 }
 
+func TestFullAndRange(t *testing.T) {
+	c := New[int, int](5)
+	for i := 0; i < 5; i++ {
+		if c.Full() {
+			t.Fatalf("Full after %d of 5", i)
+		}
+		c.Put(i, i*10)
+		if i == 2 {
+			for j := 0; j < 10; j++ { // promote the first three
+				c.Get(0)
+			}
+		}
+	}
+	if !c.Full() {
+		t.Fatal("not Full at the limit")
+	}
+	seen := map[int]int{}
+	c.Range(func(k, v int) bool { seen[k] += v + 1; return true })
+	if len(seen) != 5 {
+		t.Fatalf("Range saw %v, want 5 keys", seen)
+	}
+	for k, v := range seen {
+		if v != k*10+1 {
+			t.Fatalf("Range saw key %d %d times or with a wrong value", k, v)
+		}
+	}
+	n := 0
+	c.Range(func(int, int) bool { n++; return false })
+	if n != 1 {
+		t.Fatalf("Range went on after false: %d calls", n)
+	}
+}
+
+// TestRangeConcurrentSafe checks that Range, racing with Puts and the Gets
+// that promote them, sees each entry present before it started exactly once.
+func TestRangeConcurrentSafe(t *testing.T) {
+	c := New[int, int](0)
+	for i := 0; i < 100; i++ {
+		c.Put(i, i)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 100; i < 3000; i++ {
+			c.Put(i, i)
+			c.Get(i)
+			c.Get(i - 50)
+		}
+	}()
+	for r := 0; r < 200; r++ {
+		seen := map[int]int{}
+		c.Range(func(k, _ int) bool { seen[k]++; return true })
+		for k := 0; k < 100; k++ {
+			if seen[k] != 1 {
+				t.Fatalf("round %d: key %d seen %d times", r, k, seen[k])
+			}
+		}
+		for k, n := range seen {
+			if n != 1 {
+				t.Fatalf("round %d: key %d seen %d times", r, k, n)
+			}
+		}
+	}
+	wg.Wait()
+}
+
+// BenchmarkPutNew adds new keys, each looked up once more: the pattern of a
+// growing set of series. Its cost per op must not grow with the size.
+func BenchmarkPutNew(b *testing.B) {
+	c := New[int, int](0)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c.Get(i)
+		c.Put(i, i)
+		c.Get(i)
+		i++
+	}
+}
+
 func BenchmarkGetHit(b *testing.B) {
 	c := New[[2]string, int](0)
 	k := [2]string{"orch-1", "claude"}
