@@ -82,7 +82,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	}
 	popts := []sdkmetric.Option{
 		sdkmetric.WithResource(res),
-		sdkmetric.WithCardinalityLimit(cfg.cardinalityLimit),
+		sdkmetric.WithCardinalityLimit(max(cfg.cardinalityLimit, minSDKCardinalityLimit)),
 		sdkmetric.WithReader(c.statsRdr),
 	}
 	for _, r := range cfg.readers {

@@ -11,6 +11,14 @@ import (
 	"github.com/wundr-io/orchestrator-otel/internal/schema"
 )
 
+// minSDKCardinalityLimit is the least cardinality limit the Collector gives
+// the SDK. The Collector enforces the user's limit itself (limit-1 series
+// plus the overflow series per instrument, limit-1 per gauge), so the SDK's
+// limit is only a backstop; but it applies to the Collector's own counters
+// too, whose few series (one per rejection reason, one per metric) must not
+// fold into an overflow series when the user sets a tiny limit.
+const minSDKCardinalityLimit = 16
+
 // countLatencyOverflow counts a latency record made with opts if they are
 // the overflow series' options. Comparing the slices' first elements costs
 // one comparison on the record path.
