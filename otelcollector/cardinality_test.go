@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-		"runtime"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -93,7 +93,7 @@ type explosion struct {
 	check func(t *testing.T, c *otelcollector.Collector, own func(i int) int64, kept int)
 }
 
-func toolName(i int) string { return fmt.Sprintf("tool-%07d", i) }
+func toolName(i int) string  { return fmt.Sprintf("tool-%07d", i) }
 func modelName(i int) string { return fmt.Sprintf("model-%07d", i) }
 func orchID(i int) string    { return fmt.Sprintf("orch-%07d", i) }
 
