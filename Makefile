@@ -25,6 +25,29 @@ e2e: collector
 collector:
 	bash .ci/build-collector.sh
 
+## bench: the otelcollector benchmark suite side by side with client_golang
+## and the raw OTel SDK (docs/benchmarks.md). The test binary is built once
+## and run BENCH_COUNT times, one whole round after another, so that the
+## implementations compared are interleaved in time; then benchstat, with a
+## column per implementation. BENCH_LARGE=1 adds the 10000 and 100000 series
+## scrape sizes. Raw results are kept in BENCH_OUT.
+BENCH       ?= ^Benchmark(RecordTokenUsage|RecordMessageLatency|RecordToolInvocation|RecordSession|Scrape|Collect|MemoryPerSeries)$$
+BENCH_COUNT ?= 6
+BENCH_TIME  ?= 0.5s
+BENCH_LARGE ?= 1
+BENCH_OUT   ?= $(or $(TMPDIR),/tmp)/orchestrator-otel-bench.out
+BENCHSTAT   ?= $(GO) run golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+bench:
+	$(GO) test -c -o $(BENCH_OUT).test ./otelcollector
+	rm -f $(BENCH_OUT)
+	cd otelcollector && for i in $$(seq $(BENCH_COUNT)); do \
+	  echo "round $$i of $(BENCH_COUNT)" >&2; \
+	  BENCH_LARGE=$(BENCH_LARGE) $(BENCH_OUT).test -test.run '^$$' -test.bench '$(BENCH)' \
+	    -test.benchmem -test.benchtime $(BENCH_TIME) -test.count 1 >> $(BENCH_OUT) || exit 1; \
+	done
+	rm -f $(BENCH_OUT).test
+	$(BENCHSTAT) -col /impl $(BENCH_OUT)
+
 ## bench-smoke: every benchmark once at a tiny benchtime; not a timing.
 bench-smoke:
 	$(GO) test -run '^$$' -bench . -benchtime=100x -short $(PKGS)
