@@ -84,6 +84,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 		sdkmetric.WithResource(res),
 		sdkmetric.WithCardinalityLimit(max(cfg.cardinalityLimit, minSDKCardinalityLimit)),
 		sdkmetric.WithReader(c.statsRdr),
+		stats.NoExemplarsView(),
 	}
 	for _, r := range cfg.readers {
 		popts = append(popts, sdkmetric.WithReader(r))

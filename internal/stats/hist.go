@@ -27,9 +27,13 @@ func (h *Hist) total() uint64 {
 	return n
 }
 
-// set copies src into h, reusing h's bucket slice.
+// set copies src into h, reusing h's bucket slice if it is large enough.
 func (h *Hist) set(src *Hist) {
-	counts := append(h.Counts[:0], src.Counts...)
+	counts := h.Counts[:0]
+	if cap(counts) < len(src.Counts) {
+		counts = make([]uint64, 0, len(src.Counts))
+	}
+	counts = append(counts, src.Counts...)
 	*h = *src
 	h.Counts = counts
 }

@@ -65,7 +65,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	closed  bool
-	rm      metricdata.ResourceMetrics // reused by every collection
+	rm      metricdata.ResourceMetrics // the collection being read; emptied after use
 	samples ring[sample]
 	seq     uint64
 	evicted bool
@@ -205,6 +205,20 @@ func (s *Store) Samples() int {
 	return s.samples.len()
 }
 
+// Size reports the history kept: the number of frames and their encoded
+// bytes (without the 24 bytes each frame's header takes).
+func (s *Store) Size() (frames, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.orchs {
+		frames += o.frames.len()
+		for i := range o.frames.len() {
+			bytes += len(o.frames.at(i).data)
+		}
+	}
+	return frames, bytes
+}
+
 // Sample collects the source and records, per orchestrator, what changed
 // since the previous sample.
 func (s *Store) Sample(ctx context.Context) error {
@@ -222,6 +236,7 @@ func (s *Store) Sample(ctx context.Context) error {
 			t = last // a clock stepping back must not unsort the samples
 		}
 	}
+	defer s.release()
 	s.seq++
 	s.gen++
 	s.seen = 0
@@ -559,6 +574,7 @@ func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 		}
 	}
 	if endNow {
+		defer s.release()
 		if err := s.src.Collect(ctx, &s.rm); err != nil {
 			return Stats{}, fmt.Errorf("stats: collecting: %w", err)
 		}
@@ -566,6 +582,10 @@ func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 	}
 	return b.finish(), nil
 }
+
+// release drops the collection: between samples it would hold the SDK's
+// per-point exemplar buffers (kilobytes per series) for nothing.
+func (s *Store) release() { s.rm = metricdata.ResourceMetrics{} }
 
 // live adds what orchestrator id changed since the latest sample, from the
 // collection in s.rm, without changing the store, and returns its active

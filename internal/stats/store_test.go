@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/instrumentation"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/wundr-io/orchestrator-otel/internal/schema"
 )
@@ -387,5 +388,59 @@ func TestClockBackwards(t *testing.T) {
 	}
 	if got := s.samples.at(1).t; !got.Equal(t0.Add(time.Minute)) {
 		t.Errorf("sample time %v, want %v", got, t0.Add(time.Minute))
+	}
+}
+
+// TestNoExemplarsView: the in-memory reader's histograms keep no
+// exemplars, while another reader's streams keep theirs.
+func TestNoExemplarsView(t *testing.T) {
+	statsRdr, other := NewReader(), sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(statsRdr), sdkmetric.WithReader(other), NoExemplarsView())
+	t.Cleanup(func() { _ = mp.Shutdown(ctx) })
+	m := mp.Meter(schema.MeterName)
+	lat, err := m.Float64Histogram(schema.MessageLatency, metric.WithExplicitBucketBoundaries(1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := m.Int64UpDownCounter(schema.SessionsActive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled,
+	})
+	sctx := trace.ContextWithSpanContext(ctx, sc)
+	lat.Record(sctx, 1.5, attrs(schema.KeyOrchestratorID, "a"))
+	sess.Add(sctx, 1, attrs(schema.KeyOrchestratorID, "a"))
+
+	exemplars := func(r sdkmetric.Reader) map[string]int {
+		var rm metricdata.ResourceMetrics
+		if err := r.(interface {
+			Collect(context.Context, *metricdata.ResourceMetrics) error
+		}).Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				switch d := m.Data.(type) {
+				case metricdata.Histogram[float64]:
+					n[m.Name] = len(d.DataPoints[0].Exemplars)
+				case metricdata.ExponentialHistogram[float64]:
+					n[m.Name] = len(d.DataPoints[0].Exemplars)
+				case metricdata.Histogram[int64]:
+					n[m.Name] = len(d.DataPoints[0].Exemplars)
+				case metricdata.Sum[int64]:
+					n[m.Name] = len(d.DataPoints[0].Exemplars)
+				}
+			}
+		}
+		return n
+	}
+	if got := exemplars(statsRdr); got[schema.MessageLatency] != 0 || got[schema.SessionsActive] != 0 {
+		t.Errorf("in-memory reader exemplars = %v, want none", got)
+	}
+	if got := exemplars(other); got[schema.MessageLatency] != 1 || got[schema.SessionsActive] != 1 {
+		t.Errorf("other reader exemplars = %v, want one per stream", got)
 	}
 }

@@ -1,0 +1,248 @@
+package otelcollector
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The benchmark workload: 1,000 orchestrators x 5 models x 10 tools, every
+// series changing at every step (the worst case for the history): per
+// orchestrator and step, tokens on each model, a call of each tool (and a
+// failed one), 10 latencies (log-uniform 10 ms .. 10 s), an error, a session
+// start and end, and a delegation.
+const (
+	benchOrchs = 1000
+	benchSteps = 360 // the default retention over the default resolution
+)
+
+var (
+	benchModels = []string{"claude-sonnet", "claude-haiku", "claude-opus", "gpt-4o", "gemini"}
+	benchTools  = []string{"bash", "read_file", "write_file", "edit", "grep", "glob", "web_search", "web_fetch", "task", "todo"}
+)
+
+func benchOrchIDs() []string {
+	ids := make([]string, benchOrchs)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("orch-%04d", i)
+	}
+	return ids
+}
+
+func benchStep(tb testing.TB, c *Collector, ids []string, rng *rand.Rand, step int) {
+	ctx := context.Background()
+	for i, id := range ids {
+		var err error
+		for _, m := range benchModels {
+			err = c.RecordTokenUsage(ctx, id, m, int64(100+rng.IntN(2000)))
+		}
+		for _, tool := range benchTools {
+			err = c.RecordToolInvocation(ctx, id, tool, ToolSuccess)
+		}
+		err = c.RecordToolInvocation(ctx, id, benchTools[step%len(benchTools)], ToolError)
+		for range 10 {
+			d := time.Duration(math.Exp(math.Log(1e4)+rng.Float64()*math.Log(1e3))) * time.Microsecond
+			err = c.RecordMessageLatency(ctx, id, d)
+		}
+		err = c.RecordError(ctx, id, []string{"rate_limit", "timeout", "tool_error"}[step%3])
+		if step > 0 {
+			err = c.RecordSessionEnd(ctx, id, "claude-code")
+		}
+		err = c.RecordSessionStart(ctx, id, "claude-code")
+		err = c.RecordDelegation(ctx, id, ids[(i+1)%len(ids)], DelegationSuccess)
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func newBenchCollector(tb testing.TB, clk *fakeClock) *Collector {
+	return newStatsCollector(tb, clk, WithCardinalityLimit(100_000))
+}
+
+func heapAfterGC() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// statsFixture is a Collector with a full retention of history for the
+// benchmark workload, built once per process (it takes a few seconds).
+type statsFixture struct {
+	c                  *Collector
+	clk                *fakeClock
+	ids                []string
+	heapBase, heapFull uint64
+	frames, frameBytes int
+	framesBase         int
+	build              time.Duration
+}
+
+var (
+	fixtureOnce sync.Once
+	fixture     *statsFixture
+)
+
+func getStatsFixture(b *testing.B) *statsFixture {
+	fixtureOnce.Do(func() {
+		start := time.Now()
+		f := &statsFixture{clk: &fakeClock{t: statsT0}, ids: benchOrchIDs()}
+		// Not closed: shared by the benchmarks of the process.
+		c, err := New(context.Background(), withStatsClock(f.clk.now, make(chan time.Time)), WithCardinalityLimit(100_000))
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.c = c
+		rng := rand.New(rand.NewPCG(1, 1))
+		at := func(i int) time.Time { return statsT0.Add(time.Duration(i) * DefaultStatsResolution) }
+		// The first steps create every series and widen each latency
+		// histogram to its final range; the base is measured after them.
+		const warm = 10
+		steps := benchSteps
+		if testing.Short() {
+			steps = benchSteps / 10 // a smoke run: a tenth of the retention
+		}
+		for i := range steps + 5 {
+			if i == warm {
+				f.heapBase = heapAfterGC()
+				f.framesBase, _ = c.stats.store.Size()
+			}
+			benchStep(b, c, f.ids, rng, i)
+			sampleAt(b, c, f.clk, at(i+1))
+		}
+		f.heapFull = heapAfterGC()
+		f.frames, f.frameBytes = c.stats.store.Size()
+		f.build = time.Since(start)
+		fixture = f
+	})
+	if fixture == nil {
+		b.Fatal("fixture failed")
+	}
+	return fixture
+}
+
+// BenchmarkStatsMemory reports the heap (after GC) of the benchmark
+// workload's Collector with a full retention of history (full-B), the
+// frames kept and their encoded bytes, and what each frame costs on the heap
+// (B/frame): the heap growth from the 10th step to the end over the frames
+// added meanwhile.
+func BenchmarkStatsMemory(b *testing.B) {
+	f := getStatsFixture(b)
+	for b.Loop() {
+	}
+	b.ReportMetric(float64(f.heapFull), "full-B")
+	b.ReportMetric(float64(f.frames), "frames")
+	b.ReportMetric(float64(f.frameBytes), "frame-payload-B")
+	b.ReportMetric(float64(int64(f.heapFull)-int64(f.heapBase))/float64(f.frames-f.framesBase), "B/frame")
+	b.Logf("fixture built in %v; heap after 10 steps %d B", f.build, f.heapBase)
+}
+
+// BenchmarkAggregatedStats asks for one orchestrator's stats over the full
+// retention with 1,000 orchestrators live: ending now (with a collection at
+// the call) and ending at the latest sample (samples only).
+func BenchmarkAggregatedStats(b *testing.B) {
+	f := getStatsFixture(b)
+	ctx := context.Background()
+	now := f.clk.now()
+	for _, bc := range []struct {
+		name string
+		r    TimeRange
+	}{
+		{"orchestrators=1000/window=1h/end=now", Last(time.Hour)},
+		{"orchestrators=1000/window=1h/end=past", TimeRange{Start: now.Add(-time.Hour), End: now.Add(-time.Nanosecond)}},
+		{"orchestrators=1000/window=5m/end=past", TimeRange{Start: now.Add(-5 * time.Minute), End: now.Add(-time.Nanosecond)}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				st, err := f.c.AggregatedStats(ctx, f.ids[i%benchOrchs], bc.r)
+				if err != nil || st.Messages == 0 {
+					b.Fatal(st, err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkStatsSample measures one sampler step with 1,000 orchestrators
+// live: every series changed since the previous step (activity=all), or
+// none (activity=idle). The workload between steps is not timed.
+func BenchmarkStatsSample(b *testing.B) {
+	for _, activity := range []string{"all", "idle"} {
+		b.Run("orchestrators=1000/activity="+activity, func(b *testing.B) {
+			clk := &fakeClock{t: statsT0}
+			c := newBenchCollector(b, clk)
+			ids := benchOrchIDs()
+			rng := rand.New(rand.NewPCG(2, 2))
+			benchStep(b, c, ids, rng, 0)
+			sampleAt(b, c, clk, statsT0.Add(time.Second))
+			b.ReportAllocs()
+			step := 1
+			for b.Loop() {
+				if activity == "all" {
+					b.StopTimer()
+					benchStep(b, c, ids, rng, step)
+					b.StartTimer()
+				}
+				step++
+				clk.set(statsT0.Add(time.Duration(step) * time.Second))
+				if err := c.stats.store.Sample(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRecordWithSampler measures record calls with 1,000 orchestrators
+// live, with the sampler idle between ticks (as it is 99.9% of the time at
+// the default resolution) and with a goroutine sampling back to back, the
+// worst case: a record then competes with collections for the SDK's locks.
+func BenchmarkRecordWithSampler(b *testing.B) {
+	for _, sampler := range []string{"idle", "busy"} {
+		clk := &fakeClock{t: statsT0}
+		c := newBenchCollector(b, clk)
+		ids := benchOrchIDs()
+		benchStep(b, c, ids, rand.New(rand.NewPCG(3, 3)), 0)
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		if sampler == "busy" {
+			wg.Go(func() {
+				for !stop.Load() {
+					_ = c.stats.store.Sample(context.Background())
+				}
+			})
+		}
+		ctx := context.Background()
+		for _, op := range []struct {
+			name string
+			f    func(i int) error
+		}{
+			{"op=RecordMessageLatency", func(i int) error { return c.RecordMessageLatency(ctx, ids[i%benchOrchs], 150*time.Millisecond) }},
+			{"op=RecordTokenUsage", func(i int) error { return c.RecordTokenUsage(ctx, ids[i%benchOrchs], "claude-sonnet", 100) }},
+		} {
+			b.Run("sampler="+sampler+"/"+op.name, func(b *testing.B) {
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					if err := op.f(i); err != nil {
+						b.Fatal(err)
+					}
+					i++
+				}
+			})
+		}
+		stop.Store(true)
+		wg.Wait()
+	}
+}
