@@ -147,8 +147,12 @@ func WithLatencyBuckets(bounds ...float64) Option {
 }
 
 // WithCardinalityLimit sets how many distinct attribute sets each instrument
-// keeps; further sets are aggregated into one overflow series labelled
-// otel_metric_overflow="true". The default is DefaultCardinalityLimit. A
+// keeps: n-1 label sets of its own plus one overflow series labelled
+// otel_metric_overflow="true" that sums every further record, as the SDK
+// does; a gauge keeps n-1 series and rejects updates that would start
+// another with ErrCardinalityLimit. Both are counted in
+// orchestrator_collector_overflow_total{metric} (see the package
+// documentation, Cardinality). The default is DefaultCardinalityLimit. A
 // limit below 1 makes New fail: an unbounded instrument lets a label
 // explosion take the process's memory.
 func WithCardinalityLimit(n int) Option {

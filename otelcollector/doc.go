@@ -27,6 +27,7 @@
 //	orchestrator_errors_total                    counter                orchestrator_id, error_type
 //	orchestrator_budget_utilization_percent      gauge, percent         orchestrator_id, period
 //	orchestrator_collector_rejected_total        counter                reason
+//	orchestrator_collector_overflow_total        counter                metric (only once a limit is reached)
 //
 // # Errors
 //
@@ -34,15 +35,76 @@
 // ErrInvalidValue or ErrUnknownStatus, naming the offending parameter; after
 // Close every record returns ErrClosed. A rejected record changes nothing
 // but orchestrator_collector_rejected_total{reason}, and never panics. Label
-// values must be non-empty, valid UTF-8 and at most MaxLabelBytes long.
+// values must be non-empty, valid UTF-8 and at most MaxLabelBytes long. A
+// gauge update that would start a series past the cardinality limit returns
+// ErrCardinalityLimit (see Cardinality).
 //
 // # Cardinality
 //
-// Each instrument keeps at most WithCardinalityLimit distinct label sets
-// (default DefaultCardinalityLimit); further ones are summed into the SDK's
-// overflow series, labelled otel_metric_overflow="true".
+// A label explosion (a bug or a hostile peer sending millions of distinct
+// tool names, models or orchestrator IDs) cannot grow the process without
+// bound. With a cardinality limit n (WithCardinalityLimit, default
+// DefaultCardinalityLimit = 2000):
+//
+//   - each counter and the latency histogram keep n-1 label sets, the first
+//     ones seen, exactly as the SDK does; every record with another label
+//     set is added to one overflow series, which carries only the label
+//     otel_metric_overflow="true" in Prometheus (otel.metric.overflow=true in
+//     OTLP), so totals stay exact while the detail is lost:
+//
+//     orchestrator_tool_invocations_total{otel_metric_overflow="true"} 998001
+//
+//   - each gauge keeps at most n-1 series; an update that would start
+//     another is rejected with ErrCardinalityLimit (a merged last value means
+//     nothing). Existing series keep updating, and ForgetNode or ForgetBudget
+//     frees a slot;
+//   - both are counted, per metric (the OTel instrument name), in
+//     orchestrator_collector_overflow_total{metric} and by Overflowed. That
+//     series appears with the first overflow, so a Collector that never
+//     reaches a limit exports exactly the series it always did. Alert on
+//     it: increase(orchestrator_collector_overflow_total[15m]) > 0.
+//
+// Memory stays bounded: 1,000,000 distinct values of one label leave the
+// heap 5 to 28 MiB above a fresh Collector's with the default limit (the
+// more instruments the label feeds, the more), and the values past the
+// limit add nothing (docs/reliability.md). Handles bound past the limit record
+// into the overflow series too. AggregatedStats see only the kept series:
+// records in the overflow series belong to no orchestrator.
+//
+// # Performance
+//
+// Once a label tuple has been seen, every record method allocates nothing:
+// the Collector caches the tuple's attribute options in a map read without a
+// lock, bounded by the cardinality limit, and validates labels only when a
+// tuple is new. For the hottest paths, bind the labels once with
+// Collector.Orchestrator and then Orchestrator.Model, Tool, SessionType or
+// ErrorType; the handles skip the lookup. By default each counter record is
+// one SDK measurement per reader (the Collector always has its in-memory
+// reader besides yours); WithAtomicCounters makes counter records a single
+// atomic add, read by observable instruments at collection, with the same
+// cumulative export. docs/benchmarks.md has the measurements.
 //
 // # Concurrency
 //
-// All methods of Collector and Timer are safe for concurrent use.
+// All methods of Collector, Timer and the handles are safe for concurrent
+// use. A record that returns nil is never lost, even when Close runs at the
+// same time: Close first makes new records return ErrClosed, then waits for
+// the records already under way, and only then lets every reader collect
+// and export one last time. Waiting costs each record two atomic additions
+// on a counter sharded by goroutine stack, a few nanoseconds.
+//
+// # Lifecycle
+//
+//   - New with a context that is already done fails and starts nothing.
+//   - Close is idempotent: later calls return the first call's result.
+//     Without a deadline on ctx it gives up after 30 s. If ctx expires while
+//     an exporter hangs in its final export, Close still returns at the
+//     deadline, with an error wrapping ctx.Err(); an exporter that honours
+//     ctx (those in exporters/ do) then leaves no goroutine behind.
+//   - After Close, every record, bind, Flush and AggregatedStats returns
+//     ErrClosed; ForgetNode and ForgetBudget are harmless.
+//   - WithMetrics records the latency and a function_execution_error when fn
+//     panics, then panics again with fn's value.
+//   - Timer.Stop only reads the clock: stopping twice returns two durations
+//     from the same start.
 package otelcollector

@@ -38,8 +38,9 @@ func shardOfStack() uint32 {
 
 // enter marks a record in flight. It reports false, with nothing marked,
 // once Close has begun; the caller then returns ErrClosed. Otherwise the
-// caller must call leave with the returned shard when its measurement is
-// done.
+// caller must call leave with the returned shard on every path once its
+// measurement is done (before debug logging, which may be slow). Explicit
+// calls rather than defer save about 4 ns per record.
 //
 // Correctness: Close stores closed and then waits until every shard reads
 // 0. A record that saw closed false incremented its shard before that store,
@@ -61,9 +62,9 @@ func (c *Collector) leave(s uint32) {
 }
 
 // drain waits until no record is in flight; closed must already be set. A
-// record holds its shard for well under a microsecond unless a debug
-// logger blocks, so drain spins briefly and then backs off. It gives up when
-// ctx is done.
+// record leaves before it logs, so it holds its shard for well under a
+// microsecond; drain sleeps a microsecond, doubling up to a millisecond,
+// between checks. It gives up when ctx is done.
 func (c *Collector) drain(ctx context.Context) error {
 	wait := time.Microsecond
 	for {
