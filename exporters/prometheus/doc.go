@@ -1,0 +1,41 @@
+// Package prometheus serves the orchestrator metrics to Prometheus scrapes.
+//
+// New returns an Exporter that supplies an OpenTelemetry SDK reader, the
+// OTel Prometheus exporter registered on a private client_golang registry,
+// and serves it as an http.Handler; hand it to otelcollector.WithExporter.
+// A scrape shows exactly the legacy names and labels: no otel_scope_*
+// labels and no target_info unless asked for (WithScopeInfo,
+// WithTargetInfo).
+//
+//	exp, err := prometheus.New(prometheus.WithServer(""))   // 127.0.0.1:9464/metrics
+//	c, err := otelcollector.New(ctx, otelcollector.WithExporter(exp))
+//
+// # Endpoint safety
+//
+// The endpoint runs inside someone else's daemon, so it is closed by
+// default and bounded:
+//
+//   - WithServer listens on loopback (DefaultAddress) unless given another
+//     address; any other interface is the caller's explicit choice.
+//   - The server allows 5 s to send the request headers, 10 s for the
+//     request, 30 s for the response, 60 s idle, and 16 KiB of headers
+//     (431 beyond), so slow or oversized clients cannot pin connections;
+//     other scrapes are served meanwhile.
+//   - Handler, and so the server, answers only GET and HEAD (405 Method Not
+//     Allowed with "Allow: GET, HEAD" otherwise); the server serves only its
+//     path (404 elsewhere).
+//   - WithBearerToken or WithBasicAuth require a credential, compared in
+//     constant time (401 with WWW-Authenticate otherwise, checked before
+//     the method so that an anonymous client learns nothing else).
+//   - WithTLS serves HTTPS, TLS 1.2 or later, from PEM certificate and key
+//     files. Use it with WithBasicAuth or WithBearerToken on any interface
+//     but loopback.
+//
+// Label values are escaped by the text and OpenMetrics encoders: quotes,
+// backslashes and newlines round-trip through the Prometheus text parser.
+//
+// # Concurrency
+//
+// An Exporter's methods are safe for concurrent use; Shutdown is
+// idempotent.
+package prometheus
