@@ -58,6 +58,7 @@
 //     another is rejected with ErrCardinalityLimit (a merged last value means
 //     nothing). Existing series keep updating, and ForgetNode or ForgetBudget
 //     frees a slot;
+//
 //   - both are counted, per metric (the OTel instrument name), in
 //     orchestrator_collector_overflow_total{metric} and by Overflowed. That
 //     series appears with the first overflow, so a Collector that never

@@ -19,8 +19,8 @@
 //     address; any other interface is the caller's explicit choice.
 //   - The server allows 5 s to send the request headers, 10 s for the
 //     request, 30 s for the response, 60 s idle, and 16 KiB of headers
-//     (431 beyond), so slow or oversized clients cannot pin connections;
-//     other scrapes are served meanwhile.
+//     (431 beyond): a slow or oversized client holds a connection for 5 s
+//     at most, and other scrapes are served meanwhile.
 //   - Handler, and so the server, answers only GET and HEAD (405 Method Not
 //     Allowed with "Allow: GET, HEAD" otherwise); the server serves only its
 //     path (404 elsewhere).
@@ -31,8 +31,8 @@
 //     files. Use it with WithBasicAuth or WithBearerToken on any interface
 //     but loopback.
 //
-// Label values are escaped by the text and OpenMetrics encoders: quotes,
-// backslashes and newlines round-trip through the Prometheus text parser.
+// Label values with quotes, backslashes, newlines or any UTF-8 are escaped
+// in the exposition and round-trip through the Prometheus text parser.
 //
 // # Concurrency
 //
