@@ -95,11 +95,15 @@ func getStatsFixture(b *testing.B) *statsFixture {
 	fixtureOnce.Do(func() {
 		start := time.Now()
 		f := &statsFixture{clk: &fakeClock{t: statsT0}, ids: benchOrchIDs()}
-		// Not closed: shared by the benchmarks of the process.
+		// Never closed: shared by the benchmarks of the process. Its
+		// sampler goroutine is stopped at once (the fixture samples by
+		// itself), so that no goroutine outlives the benchmarks.
 		c, err := New(context.Background(), withStatsClock(f.clk.now, make(chan time.Time)), WithCardinalityLimit(100_000))
 		if err != nil {
 			b.Fatal(err)
 		}
+		close(c.stats.stop)
+		<-c.stats.done
 		f.c = c
 		rng := rand.New(rand.NewPCG(1, 1))
 		at := func(i int) time.Time { return statsT0.Add(time.Duration(i) * DefaultStatsResolution) }

@@ -560,6 +560,8 @@ func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 
 	if o != nil {
 		res.ActiveSessions = o.activeBase
+		sums := make([]uint64, len(o.slots))
+		add := func(sl int32, n uint64) { sums[sl] += n }
 		first := o.frames.search(func(f *frame) bool { return f.seq > seqA })
 		for i := 0; i < o.frames.len() && o.frames.at(i).seq <= seqB; i++ {
 			f := o.frames.at(i)
@@ -567,10 +569,11 @@ func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 				res.ActiveSessions = frameActive(f.data)
 				continue
 			}
-			res.ActiveSessions = decodeFrame(f.data, func(sl int32, n uint64) {
-				x := o.slots[sl]
-				b.add(x.kind, x.a, x.b, n)
-			}, &b.h)
+			res.ActiveSessions = decodeFrame(f.data, add, &b.h)
+		}
+		for sl, n := range sums {
+			x := o.slots[sl]
+			b.add(x.kind, x.a, x.b, n)
 		}
 	}
 	if endNow {
