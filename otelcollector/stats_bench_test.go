@@ -234,6 +234,12 @@ func BenchmarkRecordWithSampler(b *testing.B) {
 		}{
 			{"op=RecordMessageLatency", func(i int) error { return c.RecordMessageLatency(ctx, ids[i%benchOrchs], 150*time.Millisecond) }},
 			{"op=RecordTokenUsage", func(i int) error { return c.RecordTokenUsage(ctx, ids[i%benchOrchs], "claude-sonnet", 100) }},
+			{"op=RecordSessionStart+End", func(i int) error {
+				if err := c.RecordSessionStart(ctx, ids[i%benchOrchs], "ruflo"); err != nil {
+					return err
+				}
+				return c.RecordSessionEnd(ctx, ids[i%benchOrchs], "ruflo")
+			}},
 		} {
 			b.Run("sampler="+sampler+"/"+op.name, func(b *testing.B) {
 				b.ReportAllocs()
