@@ -178,4 +178,18 @@ func (s *simulation) print() {
 	}
 	fmt.Printf("%s  messages=%d tokens=%d active_sessions=%d errors=%d rejected=%d\n",
 		time.Now().Format(time.TimeOnly), s.messages, s.tokens, active, s.errors, s.c.Rejected())
+	// Per orchestrator over the last minute, from the in-memory stats
+	// (after Close they are gone: ErrClosed).
+	for _, orch := range orchestrators {
+		st, err := s.c.AggregatedStats(context.Background(), orch, otelcollector.Last(time.Minute))
+		if err != nil {
+			continue
+		}
+		fmt.Printf("  %s last %v: messages=%d latency avg=%v p50=%v p95=%v p99=%v tokens=%d tools=%d (%.0f%% failed) errors=%d (rate %.3f) sessions active=%d +%d -%d delegations out=%d in=%d\n",
+			orch, st.End.Sub(st.Start).Round(time.Second), st.Messages,
+			st.AvgLatency.Round(time.Microsecond), st.P50Latency.Round(time.Microsecond),
+			st.P95Latency.Round(time.Microsecond), st.P99Latency.Round(time.Microsecond),
+			st.TotalTokens, st.ToolInvocations, 100*st.ToolFailureRate, st.Errors, st.ErrorRate,
+			st.ActiveSessions, st.SessionsStarted, st.SessionsEnded, st.DelegationsOut, st.DelegationsIn)
+	}
 }
