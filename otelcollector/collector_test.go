@@ -196,9 +196,13 @@ func TestBadInput(t *testing.T) {
 		{"session end without start", func(c *otelcollector.Collector) error { return c.RecordSessionEnd(ctx, "o", "claude-code") }, otelcollector.ErrInvalidValue, "active sessions", "negative_value"},
 		{"negative latency", func(c *otelcollector.Collector) error { return c.RecordMessageLatency(ctx, "o", -time.Second) }, otelcollector.ErrInvalidValue, "latency", "negative_value"},
 		{"empty latency orchestrator", func(c *otelcollector.Collector) error { return c.RecordMessageLatency(ctx, "", time.Second) }, otelcollector.ErrInvalidLabel, "orchestratorID", "empty_label"},
-		{"empty tool", func(c *otelcollector.Collector) error { return c.RecordToolInvocation(ctx, "o", "", otelcollector.ToolSuccess) }, otelcollector.ErrInvalidLabel, "toolName", "empty_label"},
+		{"empty tool", func(c *otelcollector.Collector) error {
+			return c.RecordToolInvocation(ctx, "o", "", otelcollector.ToolSuccess)
+		}, otelcollector.ErrInvalidLabel, "toolName", "empty_label"},
 		{"unknown tool status", func(c *otelcollector.Collector) error { return c.RecordToolInvocation(ctx, "o", "t", "ok") }, otelcollector.ErrUnknownStatus, "status", "unknown_status"},
-		{"empty delegation target", func(c *otelcollector.Collector) error { return c.RecordDelegation(ctx, "o", "", otelcollector.DelegationSuccess) }, otelcollector.ErrInvalidLabel, "toOrchestrator", "empty_label"},
+		{"empty delegation target", func(c *otelcollector.Collector) error {
+			return c.RecordDelegation(ctx, "o", "", otelcollector.DelegationSuccess)
+		}, otelcollector.ErrInvalidLabel, "toOrchestrator", "empty_label"},
 		{"unknown delegation status", func(c *otelcollector.Collector) error { return c.RecordDelegation(ctx, "o", "p", "done") }, otelcollector.ErrUnknownStatus, "status", "unknown_status"},
 		{"empty error type", func(c *otelcollector.Collector) error { return c.RecordError(ctx, "o", "") }, otelcollector.ErrInvalidLabel, "errorType", "empty_label"},
 		{"empty node", func(c *otelcollector.Collector) error { return c.UpdateNodeLoad("", 0.5) }, otelcollector.ErrInvalidLabel, "nodeID", "empty_label"},
