@@ -48,6 +48,9 @@ type Collector struct {
 
 	rejected selfobs.Rejections
 
+	// genai is nil unless WithGenAIMetrics (genai.go).
+	genai *genaiMetrics
+
 	closed    atomic.Bool
 	inflight  inflight // records between their closed check and their measurement (gate.go)
 	closeOnce sync.Once
@@ -107,6 +110,7 @@ func (c *Collector) createInstruments(cfg config) error {
 	var err, e error
 
 	err = errors.Join(err, c.createCounters(m, cfg))
+	err = errors.Join(err, c.createGenAI(m, cfg), c.startRuntime(cfg))
 	c.latency, e = m.Float64Histogram(schema.MessageLatency,
 		metric.WithUnit(schema.UnitSeconds), metric.WithDescription(schema.DescMessageLatency),
 		metric.WithExplicitBucketBoundaries(cfg.latencyBuckets...))

@@ -41,6 +41,8 @@ type config struct {
 	latencyBuckets   []float64
 	cardinalityLimit int
 	atomicCounters   bool
+	genaiMetrics     bool // WithGenAIMetrics (genai.go)
+	runtimeMetrics   bool // WithRuntimeMetrics (runtime.go)
 	errs             []error
 
 	// Aggregated stats (stats.go). now and statsTick are test hooks: the
@@ -182,6 +184,44 @@ func WithCardinalityLimit(n int) Option {
 func WithAtomicCounters() Option {
 	return optionFunc(func(c config) config {
 		c.atomicCounters = true
+		return c
+	})
+}
+
+// WithGenAIMetrics makes the Collector also emit the OpenTelemetry GenAI
+// client metrics (semantic conventions v1.41.0), beside and never instead of
+// the orchestrator metrics, which stay exactly as they are:
+//
+//	gen_ai.client.token.usage         histogram, {token}  gen_ai.operation.name, gen_ai.request.model,
+//	                                                      gen_ai.provider.name (when known), gen_ai.token.type
+//	gen_ai.client.operation.duration  histogram, s        gen_ai.operation.name, gen_ai.request.model,
+//	                                                      gen_ai.provider.name (when known)
+//
+// with the bucket bounds the conventions recommend (tokens 1, 4, 16, ...,
+// 67108864; seconds 0.01, 0.02, ..., 81.92). Through exporters/prometheus
+// they scrape as gen_ai_client_token_usage and
+// gen_ai_client_operation_duration_seconds. They are fed by
+// RecordTokenUsageDetailed, the only record call that knows the
+// input/output split, the provider and a model call's duration; the other
+// record methods, RecordTokenUsage included, do not feed them. Off by
+// default.
+func WithGenAIMetrics() Option {
+	return optionFunc(func(c config) config {
+		c.genaiMetrics = true
+		return c
+	})
+}
+
+// WithRuntimeMetrics makes the Collector's MeterProvider also report the Go
+// runtime metrics of go.opentelemetry.io/contrib/instrumentation/runtime
+// (go.memory.used, go.memory.allocated, go.goroutine.count,
+// go.processor.limit, go.config.gogc, ...; scraped as go_memory_used_bytes,
+// go_goroutine_count, ...), read from runtime/metrics at each collection.
+// They go to every reader and exporter of the Collector and stop with Close.
+// Off by default.
+func WithRuntimeMetrics() Option {
+	return optionFunc(func(c config) config {
+		c.runtimeMetrics = true
 		return c
 	})
 }

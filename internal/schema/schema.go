@@ -87,3 +87,22 @@ const (
 func DefaultLatencyBuckets() []float64 {
 	return []float64{0.1, 0.5, 1, 2, 5, 10}
 }
+
+// GenAI semantic conventions (otelcollector.WithGenAIMetrics). The instrument
+// names, units and attribute keys come from go.opentelemetry.io/otel/semconv
+// v1.41.0, the newest semconv package of otel v1.47.0 that still holds the
+// GenAI namespace; it sets no bucket advice, so the bounds the conventions
+// recommend are given here. In Prometheus the metrics scrape as
+// gen_ai_client_token_usage and gen_ai_client_operation_duration_seconds.
+
+// GenAITokenUsageBuckets are the bounds, in tokens, that the conventions
+// recommend for gen_ai.client.token.usage.
+func GenAITokenUsageBuckets() []float64 {
+	return []float64{1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864}
+}
+
+// GenAIOperationDurationBuckets are the bounds, in seconds, that the
+// conventions recommend for gen_ai.client.operation.duration.
+func GenAIOperationDurationBuckets() []float64 {
+	return []float64{0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92}
+}
