@@ -50,6 +50,7 @@ func run(ctx context.Context, addr string, every time.Duration) error {
 	c, err := otelcollector.New(context.Background(),
 		otelcollector.WithExporter(exp),
 		otelcollector.WithLogger(logger),
+		otelcollector.WithRuntimeMetrics(), // go_memory_used_bytes, go_goroutine_count, ...
 	)
 	if err != nil {
 		return errors.Join(err, exp.Shutdown(context.Background()))
