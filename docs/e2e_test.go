@@ -1,0 +1,641 @@
+// Package docs_test checks the artefacts in docs/ against the real thing:
+// the Grafana dashboard's queries, the Prometheus rules and every query of
+// promql.md run on a real Prometheus server that scrapes the quickstart.
+package docs_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wundr-io/orchestrator-otel/exporters/prometheus"
+	"github.com/wundr-io/orchestrator-otel/internal/testpeer"
+	"github.com/wundr-io/orchestrator-otel/otelcollector"
+)
+
+const (
+	dashboardPath = "grafana/orchestrator-overview.json"
+	rulesPath     = "prometheus/rules.yml"
+	rulesTestPath = "prometheus/rules_test.yml"
+	promqlPath    = "promql.md"
+)
+
+// Grafana's built-in variables, replaced by short windows so that rate()
+// has samples a few seconds after Prometheus starts (it scrapes every
+// second). The docs themselves use 5m windows.
+var builtins = strings.NewReplacer(
+	"${__rate_interval}", "30s", "$__rate_interval", "30s",
+	"${__interval}", "5s", "$__interval", "5s",
+	"${__range}", "1m", "$__range", "1m",
+)
+
+// TestE2EDashboardRulesAndQueries starts the quickstart binary, a second
+// in-process target with the GenAI metrics and a cardinality overflow, and
+// one Prometheus server with rules.yml loaded that scrapes both. Then every
+// query of the dashboard (with its variables resolved the way Grafana
+// would, both for one value and for All), every recording rule and every
+// query of promql.md must be valid and return data. promtool checks and
+// unit-tests the rules.
+func TestE2EDashboardRulesAndQueries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Prometheus and the quickstart")
+	}
+	rules := absPath(t, rulesPath)
+
+	// The static checks first: they need no server.
+	if out, err := testpeer.Promtool(t, nil, "check", "rules", rules); err != nil {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	if out, err := testpeer.Promtool(t, nil, "test", "rules", absPath(t, rulesTestPath)); err != nil {
+		t.Fatalf("promtool test rules: %v\n%s", err, out)
+	}
+	dash := loadDashboard(t)
+	docQueries := promqlBlocks(t)
+	recorded := recordingRules(t, rules)
+	for _, q := range append(dash.exprs(), docQueries...) {
+		if err := lintPromQL(q); err != nil {
+			t.Errorf("%v in\n%s", err, q)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	quickstart := startQuickstart(t)
+	side := startSideTarget(t)
+	checkQuickstartScrape(t, quickstart)
+	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{
+		Targets:   []string{quickstart, side},
+		RuleFiles: []string{rules},
+	})
+
+	// Syntax errors do not depend on data: report them at once.
+	var all []string
+	for _, q := range recorded {
+		all = append(all, q)
+	}
+	all = append(all, docQueries...)
+	for _, q := range all {
+		if _, err := prom.Query(q); err != nil {
+			t.Errorf("invalid query: %v", err)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	t.Run("recording rules produce series", func(t *testing.T) {
+		eventuallyAllReturnData(t, prom, recorded)
+	})
+	t.Run("dashboard", func(t *testing.T) {
+		// Resolve the variables as Grafana does, in order (model depends
+		// on orchestrator_id), with the first value of each...
+		one := map[string]string{}
+		for _, v := range dash.queryVariables() {
+			vals := eventuallyLabelValues(t, prom, v, one)
+			one[v.Name] = regexp.QuoteMeta(vals[0])
+		}
+		// ...and with All.
+		allValues := map[string]string{}
+		for _, v := range dash.queryVariables() {
+			allValues[v.Name] = v.AllValue
+		}
+		var qs []string
+		for _, vars := range []map[string]string{one, allValues} {
+			for _, e := range dash.exprs() {
+				qs = append(qs, substitute(t, e, vars))
+			}
+		}
+		eventuallyAllReturnData(t, prom, qs)
+	})
+	t.Run("promql.md", func(t *testing.T) {
+		eventuallyAllReturnData(t, prom, docQueries)
+	})
+}
+
+func absPath(t *testing.T, rel string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.FromSlash(rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// eventuallyAllReturnData polls until every query returns at least one
+// sample, then reports the ones that never did.
+func eventuallyAllReturnData(t *testing.T, prom *testpeer.Prometheus, queries []string) {
+	t.Helper()
+	pending := slices.Clone(queries)
+	testpeer.Eventually(t, 60*time.Second, func() error {
+		var errs []error
+		next := pending[:0]
+		for _, q := range pending {
+			s, err := prom.Query(q)
+			switch {
+			case err != nil:
+				errs = append(errs, err)
+			case len(s) == 0:
+				errs = append(errs, fmt.Errorf("no data: %s", q))
+			default:
+				continue
+			}
+			next = append(next, q)
+		}
+		pending = next
+		return errors.Join(errs...)
+	})
+	t.Logf("%d queries returned data", len(queries))
+}
+
+// startQuickstart builds examples/quickstart and runs it on a loopback
+// port; it is interrupted (a clean shutdown) when the test ends.
+func startQuickstart(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "quickstart")
+	if runtime.GOOS == "windows" {
+		bin += ".exe"
+	}
+	build := exec.Command(goTool(t), "build", "-o", bin, "../examples/quickstart")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building the quickstart: %v\n%s", err, out)
+	}
+	addr := testpeer.FreeAddr(t)
+	var out syncBuffer
+	cmd := exec.Command(bin, "-addr", addr, "-every", "1h")
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("quickstart exited with %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Error("quickstart did not stop within 10 s of an interrupt")
+		}
+		if t.Failed() {
+			t.Logf("quickstart output:\n%s", out.String())
+		}
+	})
+	testpeer.Eventually(t, 30*time.Second, func() error {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		return nil
+	})
+	return addr
+}
+
+// checkQuickstartScrape: the quickstart serves the Go runtime metrics too,
+// and its whole scrape passes promtool check metrics.
+func checkQuickstartScrape(t *testing.T, addr string) {
+	t.Helper()
+	var body []byte
+	// The simulation records its first step 100 ms after start.
+	testpeer.Eventually(t, 10*time.Second, func() error {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if body, err = io.ReadAll(resp.Body); err != nil {
+			return err
+		}
+		for _, want := range []string{"# TYPE go_goroutine_count gauge", "go_memory_used_bytes{", "# TYPE orchestrator_tokens_used_total counter"} {
+			if !bytes.Contains(body, []byte(want)) {
+				return fmt.Errorf("quickstart scrape lacks %q", want)
+			}
+		}
+		return nil
+	})
+	// go.goroutine.count, a name of the OTel semantic conventions, trips
+	// promtool's lint on the _count suffix of a gauge; that one lint is
+	// expected, anything else is a failure.
+	const goroutineLint = `go_goroutine_count non-histogram and non-summary metrics should not have "_count" suffix`
+	if out, err := testpeer.Promtool(t, body, "check", "metrics"); err != nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if line != goroutineLint {
+				t.Errorf("promtool check metrics on the quickstart scrape: %v\n%s", err, out)
+				break
+			}
+		}
+	}
+}
+
+// startSideTarget serves, from this process, what the quickstart does not
+// record: the GenAI metrics (WithGenAIMetrics, RecordTokenUsageDetailed)
+// and a cardinality overflow (five error types with a limit of 3).
+func startSideTarget(t *testing.T) string {
+	t.Helper()
+	exp, err := prometheus.New(prometheus.WithServer(testpeer.FreeAddr(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := otelcollector.New(context.Background(),
+		otelcollector.WithExporter(exp),
+		otelcollector.WithGenAIMetrics(),
+		otelcollector.WithCardinalityLimit(3),
+	)
+	if err != nil {
+		t.Fatal(errors.Join(err, exp.Shutdown(context.Background())))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			for _, u := range []otelcollector.TokenUsage{
+				{Model: "claude-sonnet", Provider: "anthropic", Input: int64(800 + i%400), Output: 150, Duration: 900 * time.Millisecond},
+				{Model: "gpt-4o", Provider: "openai", Input: 300, Output: int64(50 + i%100), Duration: 400 * time.Millisecond},
+			} {
+				if err := c.RecordTokenUsageDetailed(ctx, "orch-genai", u); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if err := c.RecordError(ctx, "orch-genai", fmt.Sprintf("type-%d", i%5)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if err := c.Close(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return exp.Addr()
+}
+
+func goTool(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("go tool not found on PATH or in GOROOT: %v", err)
+	}
+	return p
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// promqlBlocks returns the content of every ```promql block of promql.md.
+func promqlBlocks(t *testing.T) []string {
+	t.Helper()
+	f, err := os.Open(promqlPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var (
+		out   []string
+		cur   []string
+		in    bool
+		start int
+	)
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		switch {
+		case !in && strings.TrimSpace(line) == "```promql":
+			in, cur, start = true, nil, n
+		case in && strings.TrimSpace(line) == "```":
+			in = false
+			q := strings.TrimSpace(strings.Join(cur, "\n"))
+			if q == "" {
+				t.Errorf("%s:%d: empty promql block", promqlPath, start)
+			}
+			out = append(out, q)
+		case in:
+			cur = append(cur, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if in {
+		t.Fatalf("%s:%d: promql block not closed", promqlPath, start)
+	}
+	if len(out) < 20 {
+		t.Fatalf("%s has %d promql blocks; the extraction is probably broken", promqlPath, len(out))
+	}
+	return out
+}
+
+// recordingRules returns the name of every recording rule in rules.yml
+// (each is queried by name and must produce a series).
+func recordingRules(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^\s*- record:\s*(\S+)\s*$`).FindAllSubmatch(b, -1) {
+		if n := string(m[1]); !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	if len(names) < 5 {
+		t.Fatalf("found %d recording rules in %s, want at least 5", len(names), path)
+	}
+	return names
+}
+
+var (
+	// rate() and friends take a counter: a _total, or a histogram's
+	// _bucket, _count or _sum series (or a go_* runtime counter, _total).
+	rangeCounterFunc = regexp.MustCompile(`\b(rate|irate|increase)\(\s*([a-zA-Z_:][a-zA-Z0-9_:]*)`)
+	counterSuffix    = regexp.MustCompile(`(_total|_bucket|_count|_sum)$`)
+	// histogram_quantile over an aggregation must keep le.
+	quantileAgg = regexp.MustCompile(`histogram_quantile\(\s*[0-9.]+\s*,\s*(sum|max|min|avg)\s+by\s*\(([^)]*)\)`)
+)
+
+// lintPromQL catches the classic mistakes Prometheus accepts silently:
+// rate() over a gauge, histogram_quantile over an aggregation without le.
+func lintPromQL(q string) error {
+	for _, m := range rangeCounterFunc.FindAllStringSubmatch(q, -1) {
+		if !counterSuffix.MatchString(m[2]) {
+			return fmt.Errorf("%s() over %s, which is not a counter", m[1], m[2])
+		}
+	}
+	if strings.Contains(q, "histogram_quantile(") {
+		ms := quantileAgg.FindAllStringSubmatch(q, -1)
+		if len(ms) != strings.Count(q, "histogram_quantile(") {
+			return errors.New("histogram_quantile not directly over a sum by (le, ...)")
+		}
+		for _, m := range ms {
+			if !slices.Contains(strings.FieldsFunc(m[2], func(r rune) bool { return r == ',' || r == ' ' }), "le") {
+				return fmt.Errorf("histogram_quantile over %s by (%s) without le", m[1], m[2])
+			}
+		}
+	}
+	return nil
+}
+
+// dashboard is the part of a Grafana dashboard model the test reads.
+type dashboard struct {
+	UID        string `json:"uid"`
+	Title      string `json:"title"`
+	Templating struct {
+		List []variable `json:"list"`
+	} `json:"templating"`
+	Panels []panel `json:"panels"`
+}
+
+type variable struct {
+	Name       string          `json:"name"`
+	Type       string          `json:"type"`
+	Query      json.RawMessage `json:"query"`
+	Definition string          `json:"definition"`
+	AllValue   string          `json:"allValue"`
+	Multi      bool            `json:"multi"`
+	IncludeAll bool            `json:"includeAll"`
+	Datasource *datasource     `json:"datasource"`
+}
+
+type datasource struct {
+	Type string `json:"type"`
+	UID  string `json:"uid"`
+}
+
+type panel struct {
+	ID         int         `json:"id"`
+	Type       string      `json:"type"`
+	Title      string      `json:"title"`
+	Datasource *datasource `json:"datasource"`
+	GridPos    struct{ X, Y, W, H int }
+	Targets    []struct {
+		RefID      string      `json:"refId"`
+		Expr       string      `json:"expr"`
+		Datasource *datasource `json:"datasource"`
+	} `json:"targets"`
+	Panels []panel `json:"panels"` // a collapsed row's panels
+}
+
+func (d *dashboard) allPanels() []panel {
+	var out []panel
+	var walk func([]panel)
+	walk = func(ps []panel) {
+		for _, p := range ps {
+			out = append(out, p)
+			walk(p.Panels)
+		}
+	}
+	walk(d.Panels)
+	return out
+}
+
+func (d *dashboard) exprs() []string {
+	var out []string
+	for _, p := range d.allPanels() {
+		for _, tg := range p.Targets {
+			out = append(out, tg.Expr)
+		}
+	}
+	return out
+}
+
+func (d *dashboard) queryVariables() []variable {
+	var out []variable
+	for _, v := range d.Templating.List {
+		if v.Type == "query" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// loadDashboard parses the dashboard and checks what an import needs: a
+// Prometheus datasource variable that every panel and target uses, the
+// orchestrator_id and model variables, the panels the dashboard promises,
+// unique panel ids and a layout within Grafana's 24 columns.
+func loadDashboard(t *testing.T) *dashboard {
+	t.Helper()
+	b, err := os.ReadFile(dashboardPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d dashboard
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&d); err != nil {
+		t.Fatalf("%s: %v", dashboardPath, err)
+	}
+	if d.UID == "" || d.Title == "" {
+		t.Errorf("dashboard needs a uid and a title")
+	}
+
+	vars := map[string]variable{}
+	for _, v := range d.Templating.List {
+		vars[v.Name] = v
+	}
+	if ds, ok := vars["datasource"]; !ok || ds.Type != "datasource" || string(ds.Query) != `"prometheus"` {
+		t.Errorf("want a datasource variable of type prometheus, got %+v", ds)
+	}
+	for _, name := range []string{"orchestrator_id", "model"} {
+		v, ok := vars[name]
+		if !ok {
+			t.Errorf("no %s variable", name)
+			continue
+		}
+		if _, _, err := parseLabelValues(v.Definition); err != nil {
+			t.Errorf("variable %s: %v", name, err)
+		}
+		if !v.Multi || !v.IncludeAll || v.AllValue != ".*" {
+			t.Errorf("variable %s: want multi-value with All = .*", name)
+		}
+		if v.Datasource == nil || v.Datasource.UID != "${datasource}" {
+			t.Errorf("variable %s does not use the datasource variable", name)
+		}
+	}
+
+	ids := map[int]bool{}
+	var titles []string
+	for _, p := range d.allPanels() {
+		if ids[p.ID] {
+			t.Errorf("panel id %d used twice", p.ID)
+		}
+		ids[p.ID] = true
+		if p.GridPos.X < 0 || p.GridPos.W <= 0 || p.GridPos.X+p.GridPos.W > 24 {
+			t.Errorf("panel %q: gridPos x=%d w=%d outside 24 columns", p.Title, p.GridPos.X, p.GridPos.W)
+		}
+		if p.Type == "row" {
+			continue
+		}
+		titles = append(titles, p.Title)
+		if p.Datasource == nil || p.Datasource.UID != "${datasource}" {
+			t.Errorf("panel %q does not use the datasource variable", p.Title)
+		}
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q has no query", p.Title)
+		}
+		for _, tg := range p.Targets {
+			if strings.TrimSpace(tg.Expr) == "" {
+				t.Errorf("panel %q target %s: empty expr", p.Title, tg.RefID)
+			}
+			if tg.Datasource == nil || tg.Datasource.UID != "${datasource}" {
+				t.Errorf("panel %q target %s does not use the datasource variable", p.Title, tg.RefID)
+			}
+		}
+	}
+	for _, want := range []string{
+		"Active sessions", "Token rate by model", "Message latency p50 / p95 / p99",
+		"Tool invocations by status", "Tool failure ratio by tool", "Delegations between orchestrators",
+		"Errors by type", "Node load", "Budget utilization",
+		"Rejected records by reason", "Cardinality overflow by metric",
+	} {
+		if !slices.Contains(titles, want) {
+			t.Errorf("no panel %q", want)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return &d
+}
+
+var labelValuesRe = regexp.MustCompile(`^label_values\((.+),\s*([a-zA-Z_][a-zA-Z0-9_]*)\)$`)
+
+// parseLabelValues splits Grafana's label_values(selector, label).
+func parseLabelValues(def string) (selector, label string, err error) {
+	m := labelValuesRe.FindStringSubmatch(strings.TrimSpace(def))
+	if m == nil {
+		return "", "", fmt.Errorf("%q is not label_values(selector, label)", def)
+	}
+	return m[1], m[2], nil
+}
+
+// eventuallyLabelValues answers a label_values variable the way Grafana
+// does, through the series it selects, and waits until it has values.
+func eventuallyLabelValues(t *testing.T, prom *testpeer.Prometheus, v variable, vars map[string]string) []string {
+	t.Helper()
+	sel, label, err := parseLabelValues(v.Definition)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := substitute(t, fmt.Sprintf("group by (%s) (%s)", label, sel), vars)
+	var vals []string
+	testpeer.Eventually(t, 60*time.Second, func() error {
+		s, err := prom.Query(q)
+		if err != nil {
+			return err
+		}
+		vals = vals[:0]
+		for _, x := range s {
+			vals = append(vals, x.Labels[label])
+		}
+		if len(vals) == 0 {
+			return fmt.Errorf("variable %s: no values for %s", v.Name, q)
+		}
+		return nil
+	})
+	slices.Sort(vals)
+	return vals
+}
+
+// substitute replaces Grafana's built-in and the dashboard's variables;
+// anything left starting with $ is an unknown variable.
+func substitute(t *testing.T, expr string, vars map[string]string) string {
+	t.Helper()
+	s := builtins.Replace(expr)
+	for name, val := range vars {
+		s = strings.ReplaceAll(s, "${"+name+"}", val)
+		s = strings.ReplaceAll(s, "$"+name, val)
+	}
+	if strings.Contains(s, "$") {
+		t.Fatalf("unresolved variable in %q", s)
+	}
+	return s
+}
