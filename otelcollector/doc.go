@@ -29,6 +29,15 @@
 //	orchestrator_collector_rejected_total        counter                reason
 //	orchestrator_collector_overflow_total        counter                metric (only once a limit is reached)
 //
+// Optional, beside those and never instead: WithGenAIMetrics adds the
+// OpenTelemetry GenAI client metrics gen_ai.client.token.usage and
+// gen_ai.client.operation.duration, fed by RecordTokenUsageDetailed;
+// WithRuntimeMetrics adds the Go runtime metrics of
+// go.opentelemetry.io/contrib/instrumentation/runtime (go_memory_used_bytes,
+// go_goroutine_count, ...). When the ctx of a latency record carries a
+// sampled span, the latency bucket carries its trace id as an exemplar.
+// The subpackage otelcollector/httpmetrics records HTTP requests as messages.
+//
 // # Errors
 //
 // A record with bad input returns an error wrapping ErrInvalidLabel,
