@@ -315,3 +315,57 @@ func scrapeText(t *testing.T, h http.Handler, accept string) string {
 	}
 	return rec.Body.String()
 }
+
+// TestRecordTokenUsageDetailedAllocs: once a tuple has been seen, a
+// detailed record allocates nothing, with and without the GenAI metrics.
+func TestRecordTokenUsageDetailedAllocs(t *testing.T) {
+	if raceDetector {
+		t.Skip("allocation counts are not meaningful under -race")
+	}
+	for _, opts := range [][]otelcollector.Option{nil, {otelcollector.WithGenAIMetrics()}} {
+		c, _ := newTestCollector(t, opts...)
+		ctx := context.Background()
+		u := otelcollector.TokenUsage{Model: "claude-sonnet", Provider: "anthropic", Input: 100, Output: 20, Duration: time.Second}
+		if err := c.RecordTokenUsageDetailed(ctx, "orch-1", u); err != nil {
+			t.Fatal(err)
+		}
+		if n := testing.AllocsPerRun(1000, func() { _ = c.RecordTokenUsageDetailed(ctx, "orch-1", u) }); n != 0 {
+			t.Errorf("options %d: %v allocs per RecordTokenUsageDetailed, want 0", len(opts), n)
+		}
+	}
+}
+
+// FuzzRecordTokenUsageDetailed: no panic, nil exactly for valid input, and
+// each rejection counted once.
+func FuzzRecordTokenUsageDetailed(f *testing.F) {
+	f.Add("orch-1", "claude-sonnet", "anthropic", "", int64(10), int64(5), int64(time.Second))
+	f.Add("", "m", "", "chat", int64(-1), int64(0), int64(0))
+	f.Add("o", "m", "\xff", "", int64(math.MaxInt64), int64(1), int64(-1))
+	f.Add("o", "\xfe", "p", strings.Repeat("x", 257), int64(0), int64(0), int64(0))
+	c, err := otelcollector.New(context.Background(), otelcollector.WithGenAIMetrics())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = c.Close(context.Background()) })
+	optional := func(s string) bool { return s == "" || validLabel(s) }
+	f.Fuzz(func(t *testing.T, id, model, provider, operation string, in, out, dur int64) {
+		u := otelcollector.TokenUsage{Model: model, Provider: provider, Operation: operation, Input: in, Output: out, Duration: time.Duration(dur)}
+		valid := validLabel(id) && validLabel(model) && optional(provider) && optional(operation) &&
+			in >= 0 && out >= 0 && in <= math.MaxInt64-out && dur >= 0
+		before := c.Rejected()
+		err := c.RecordTokenUsageDetailed(context.Background(), id, u)
+		if valid != (err == nil) {
+			t.Fatalf("RecordTokenUsageDetailed(%q, %+v) = %v, valid %v", id, u, err, valid)
+		}
+		if err != nil && !errors.Is(err, otelcollector.ErrInvalidLabel) && !errors.Is(err, otelcollector.ErrInvalidValue) {
+			t.Fatalf("error %v wraps no sentinel", err)
+		}
+		want := before
+		if !valid {
+			want++
+		}
+		if got := c.Rejected(); got != want {
+			t.Fatalf("Rejected() went from %d to %d, want %d", before, got, want)
+		}
+	})
+}
