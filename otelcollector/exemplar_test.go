@@ -2,6 +2,8 @@ package otelcollector_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,12 +56,12 @@ func TestLatencyExemplar(t *testing.T) {
 	}
 
 	om := scrapeText(t, exp.Handler(), openMetrics)
-	for _, want := range []string{
-		`orchestrator_message_latency_seconds_bucket{orchestrator_id="orch-1",le="0.5"} 1 # {trace_id="a10102030405060708090a0b0c0d0e0f",span_id="a101020304050607"} 0.3 `,
-		`orchestrator_message_latency_seconds_bucket{orchestrator_id="orch-2",le="5.0"} 1 # {trace_id="b20102030405060708090a0b0c0d0e0f",span_id="b201020304050607"} 3.0 `,
+	for _, want := range []struct{ bucket, traceID, spanID, value string }{
+		{`orchestrator_message_latency_seconds_bucket{orchestrator_id="orch-1",le="0.5"} 1`, "a10102030405060708090a0b0c0d0e0f", "a101020304050607", "0.3"},
+		{`orchestrator_message_latency_seconds_bucket{orchestrator_id="orch-2",le="5.0"} 1`, "b20102030405060708090a0b0c0d0e0f", "b201020304050607", "3.0"},
 	} {
-		if !strings.Contains(om, want) {
-			t.Errorf("OpenMetrics scrape lacks exemplar line\n%s\n%s", want, om)
+		if err := findExemplar(om, want.bucket, want.traceID, want.spanID, want.value); err != nil {
+			t.Errorf("%v\n%s", err, om)
 		}
 	}
 	if strings.Contains(om, "c30102030405060708090a0b0c0d0e0f") {
@@ -73,4 +75,30 @@ func TestLatencyExemplar(t *testing.T) {
 	if txt := scrapeText(t, exp.Handler(), ""); strings.Contains(txt, "trace_id") {
 		t.Errorf("text-format scrape carries exemplars:\n%s", txt)
 	}
+}
+
+// findExemplar finds the line of bucket and checks its exemplar:
+// "<bucket> # {trace_id=...,span_id=...} <value> <timestamp>", with the two
+// labels in either order (the exporter does not sort them).
+func findExemplar(exposition, bucket, traceID, spanID, value string) error {
+	for _, line := range strings.Split(exposition, "\n") {
+		rest, ok := strings.CutPrefix(line, bucket+" # {")
+		if !ok {
+			continue
+		}
+		labels, after, ok := strings.Cut(rest, "} ")
+		if !ok {
+			return fmt.Errorf("malformed exemplar: %s", line)
+		}
+		got := strings.Split(labels, ",")
+		slices.Sort(got)
+		if want := []string{`span_id="` + spanID + `"`, `trace_id="` + traceID + `"`}; !slices.Equal(got, want) {
+			return fmt.Errorf("exemplar labels %v, want %v", got, want)
+		}
+		if f := strings.Fields(after); len(f) != 2 || f[0] != value {
+			return fmt.Errorf("exemplar value and timestamp %q, want %s and a timestamp", after, value)
+		}
+		return nil
+	}
+	return fmt.Errorf("no exemplar on %s", bucket)
 }
