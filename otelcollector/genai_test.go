@@ -3,11 +3,13 @@ package otelcollector_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -368,4 +370,52 @@ func FuzzRecordTokenUsageDetailed(f *testing.F) {
 			t.Fatalf("Rejected() went from %d to %d, want %d", before, got, want)
 		}
 	})
+}
+
+// TestRecordTokenUsageDetailedConcurrentSafe records from several
+// goroutines over more (model, provider) tuples than the cardinality limit:
+// the sums of the legacy counter and of the GenAI histogram, overflow
+// series included, are exact.
+func TestRecordTokenUsageDetailedConcurrentSafe(t *testing.T) {
+	c, r := newTestCollector(t, otelcollector.WithGenAIMetrics(), otelcollector.WithCardinalityLimit(8))
+	const goroutines, perG, models = 8, 500, 20
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perG {
+				u := otelcollector.TokenUsage{
+					Model: fmt.Sprintf("model-%02d", (g*perG+i)%models), Provider: "p",
+					Input: 3, Output: 2, Duration: time.Millisecond,
+				}
+				if err := c.RecordTokenUsageDetailed(context.Background(), "orch-1", u); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+
+	ms := collect(t, r)
+	var legacy int64
+	for _, dp := range ms["orchestrator.tokens.used"].Data.(metricdata.Sum[int64]).DataPoints {
+		legacy += dp.Value
+	}
+	var genaiSum int64
+	var genaiCount uint64
+	for _, dp := range ms["gen_ai.client.token.usage"].Data.(metricdata.Histogram[int64]).DataPoints {
+		genaiSum += dp.Sum
+		genaiCount += dp.Count
+	}
+	var durCount uint64
+	for _, dp := range ms["gen_ai.client.operation.duration"].Data.(metricdata.Histogram[float64]).DataPoints {
+		durCount += dp.Count
+	}
+	const n = goroutines * perG
+	if legacy != 5*n || genaiSum != 5*n || genaiCount != 2*n || durCount != n {
+		t.Errorf("legacy %d, GenAI token sum %d count %d, duration count %d; want %d, %d, %d, %d",
+			legacy, genaiSum, genaiCount, durCount, 5*n, 5*n, 2*n, n)
+	}
 }
