@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/signal"
@@ -124,17 +125,18 @@ func (s *simulation) step(ctx context.Context) {
 	}
 
 	// Answer a message: time it, spend tokens, maybe call a tool.
-	_, err := otelcollector.WithMetrics(ctx, c, orch, func(ctx context.Context) (int64, error) {
-		n := int64(200 + s.rng.IntN(3000))
-		s.check(c.RecordTokenUsage(ctx, orch, s.pick(models), n))
-		s.tokens += n
-		if s.rng.Float64() < 0.05 {
-			return 0, errors.New("model refused")
-		}
-		return n, nil
-	})
+	// Answer a message. A real orchestrator would wrap the model call in
+	// otelcollector.WithMetrics or time it with StartTimer; the simulation
+	// draws a plausible latency (log-normal, median about 1.2 s) instead of
+	// sleeping, so that the histogram's buckets all see traffic.
+	n := int64(200 + s.rng.IntN(3000))
+	s.check(c.RecordTokenUsage(ctx, orch, s.pick(models), n))
+	s.tokens += n
+	latency := time.Duration(math.Exp(s.rng.NormFloat64()*0.8) * 1.2 * float64(time.Second))
+	s.check(c.RecordMessageLatency(ctx, orch, latency))
 	s.messages++
-	if err != nil {
+	if s.rng.Float64() < 0.05 {
+		s.check(c.RecordError(ctx, orch, otelcollector.ErrorTypeFunctionExecution))
 		s.errors++
 	}
 	status := otelcollector.ToolSuccess
@@ -188,8 +190,8 @@ func (s *simulation) print() {
 		}
 		fmt.Printf("  %s last %v: messages=%d latency avg=%v p50=%v p95=%v p99=%v tokens=%d tools=%d (%.0f%% failed) errors=%d (rate %.3f) sessions active=%d +%d -%d delegations out=%d in=%d\n",
 			orch, st.End.Sub(st.Start).Round(time.Second), st.Messages,
-			st.AvgLatency.Round(time.Microsecond), st.P50Latency.Round(time.Microsecond),
-			st.P95Latency.Round(time.Microsecond), st.P99Latency.Round(time.Microsecond),
+			st.AvgLatency.Round(time.Millisecond), st.P50Latency.Round(time.Millisecond),
+			st.P95Latency.Round(time.Millisecond), st.P99Latency.Round(time.Millisecond),
 			st.TotalTokens, st.ToolInvocations, 100*st.ToolFailureRate, st.Errors, st.ErrorRate,
 			st.ActiveSessions, st.SessionsStarted, st.SessionsEnded, st.DelegationsOut, st.DelegationsIn)
 	}
