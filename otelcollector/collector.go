@@ -150,7 +150,7 @@ func (c *Collector) Flush(ctx context.Context) error {
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	return c.provider.ForceFlush(ctx)
+	return untilDeadline(ctx, "Flush", c.provider.ForceFlush)
 }
 
 // Close flushes every reader, shuts the MeterProvider down and then each

@@ -83,13 +83,13 @@ func (c *Collector) drain(ctx context.Context) error {
 	}
 }
 
-// shutdownProvider shuts the MeterProvider down, which makes every reader
-// collect and export one last time. It returns when ctx is done even if an
-// exporter ignores ctx and hangs: the daemon's shutdown must not hang with
-// it. The hung call then finishes in the background.
-func (c *Collector) shutdownProvider(ctx context.Context) error {
+// untilDeadline runs op (a provider-wide flush or shutdown) and returns its
+// error, or a clear error once ctx is done even if a reader or exporter
+// ignores ctx and hangs: the daemon's Flush or shutdown must not hang with
+// it. A hung op then finishes in the background.
+func untilDeadline(ctx context.Context, what string, op func(context.Context) error) error {
 	done := make(chan error, 1)
-	go func() { done <- c.provider.Shutdown(ctx) }()
+	go func() { done <- op(ctx) }()
 	select {
 	case err := <-done:
 		return err
@@ -99,6 +99,12 @@ func (c *Collector) shutdownProvider(ctx context.Context) error {
 			return err
 		default:
 		}
-		return fmt.Errorf("otelcollector: Close: a reader's final export did not return by the deadline: %w", ctx.Err())
+		return fmt.Errorf("otelcollector: %s did not return by the deadline: %w", what, ctx.Err())
 	}
+}
+
+// shutdownProvider shuts the MeterProvider down, which makes every reader
+// collect and export one last time, giving up at ctx's deadline.
+func (c *Collector) shutdownProvider(ctx context.Context) error {
+	return untilDeadline(ctx, "Close: a reader's final export", c.provider.Shutdown)
 }

@@ -249,6 +249,36 @@ func TestCloseWithExpiringContextWhileExportHangs(t *testing.T) {
 	}
 }
 
+// TestFlushWithExpiringContextWhileExportHangs: Flush, like Close, returns
+// by its context's deadline even when an exporter ignores ctx and hangs.
+func TestFlushWithExpiringContextWhileExportHangs(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	exp := newCaptureExporter()
+	exp.block, exp.ignoreCtx = true, true
+	reader := sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))
+	c, err := otelcollector.New(context.Background(), otelcollector.WithReader(reader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const deadline = 200 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	start := time.Now()
+	err = c.Flush(ctx)
+	took := time.Since(start)
+	t.Logf("Flush returned after %v: %v", took, err)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Flush: %v, want an error wrapping context.DeadlineExceeded", err)
+	}
+	if took > deadline+300*time.Millisecond {
+		t.Errorf("Flush took %v with a %v deadline", took, deadline)
+	}
+	close(exp.release) // the hung export returns; Close then succeeds
+	if err := c.Close(context.Background()); err != nil {
+		t.Errorf("Close after the hung Flush: %v", err)
+	}
+}
+
 // TestWithMetricsPanicRecordsAndRepanics: a panicking fn is recorded
 // (latency and a function_execution_error) and the panic reaches the
 // caller with its original value; the Collector stays usable.
