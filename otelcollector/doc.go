@@ -112,6 +112,8 @@
 //     an exporter hangs in its final export, Close still returns at the
 //     deadline, with an error wrapping ctx.Err(); an exporter that honours
 //     ctx (those in exporters/ do) then leaves no goroutine behind.
+//   - Flush is bounded the same way: at ctx's deadline (30 s without one)
+//     it returns an error wrapping ctx.Err(), even if an exporter hangs.
 //   - After Close, every record, bind, Flush and AggregatedStats returns
 //     ErrClosed; ForgetNode and ForgetBudget are harmless.
 //   - WithMetrics records the latency and a function_execution_error when fn
