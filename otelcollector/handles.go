@@ -64,8 +64,7 @@ func (o *Orchestrator) RecordMessageLatency(ctx context.Context, latency time.Du
 		c.leave(slot)
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
-	c.countLatencyOverflow(o.latency)
-	c.latency.Record(ctx, latency.Seconds(), o.latency...)
+	c.recordLatency(ctx, o.latency, latency)
 	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "message latency", "orchestrator_id", o.id, "latency", latency)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/wundr-io/orchestrator-otel/internal/validate"
 )
 
@@ -158,13 +160,19 @@ func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID str
 		c.leave(slot)
 		return err
 	}
-	c.countLatencyOverflow(opts)
-	c.latency.Record(ctx, latency.Seconds(), opts...)
+	c.recordLatency(ctx, opts, latency)
 	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "message latency", "orchestrator_id", orchestratorID, "latency", latency)
 	}
 	return nil
+}
+
+// recordLatency is the measurement shared by Collector.RecordMessageLatency
+// and Orchestrator.RecordMessageLatency, once labels and value are checked.
+func (c *Collector) recordLatency(ctx context.Context, opts []metric.RecordOption, latency time.Duration) {
+	c.countLatencyOverflow(opts)
+	c.latency.Record(ctx, latency.Seconds(), opts...)
 }
 
 // RecordToolInvocation counts one invocation of toolName with its status in
