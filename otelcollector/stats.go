@@ -32,63 +32,99 @@ func Last(d time.Duration) TimeRange {
 	return TimeRange{last: d, relative: true}
 }
 
+// StatsSource is what can answer AggregatedStats: a *Collector for its own
+// process, and a *fleet.Client for every daemon an engine such as Prometheus
+// has seen. Daemon code that only reads stats can take either.
+type StatsSource interface {
+	AggregatedStats(ctx context.Context, orchestratorID string, r TimeRange) (AggregatedStats, error)
+}
+
+var _ StatsSource = (*Collector)(nil)
+
 // AggregatedStats are what one orchestrator did in a window of time,
 // computed as the difference between the cumulative state at the window's
 // end and at its start. Counts are exact; the latency percentiles are
-// estimated from exponential histograms (see docs/stats.md for accuracy).
+// estimated from histograms, and LatencyRelativeError says how closely (see
+// docs/stats.md for accuracy).
+//
+// The struct encodes to JSON as is, with snake_case keys; durations encode
+// as integer nanoseconds (keys ending in _ns), times as RFC 3339.
 type AggregatedStats struct {
 	// OrchestratorID is the orchestrator the stats are about.
-	OrchestratorID string
+	OrchestratorID string `json:"orchestrator_id"`
 	// Start and End bound the window actually covered. Start is the sample
 	// at or before the asked start, or the oldest sample kept when the asked
 	// start is older (see Truncated); End is the time of the call for a
 	// window ending now (a zero or future End, or Last), otherwise the
 	// sample at or before the asked End. Both are read from the Collector's
 	// clock.
-	Start, End time.Time
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end"`
 	// Truncated is true when records made after the asked start may be
 	// missing because their samples are older than the retention
 	// (WithStatsRetention); Start then says where the data begins. A start
 	// before New is not truncated: nothing was recorded before.
-	Truncated bool
+	Truncated bool `json:"truncated"`
 	// ActiveSessions is the number of sessions active at End: started and
 	// not yet ended, over all session types.
-	ActiveSessions int64
+	ActiveSessions int64 `json:"active_sessions"`
 	// SessionsStarted and SessionsEnded count RecordSessionStart and
 	// RecordSessionEnd calls in the window. With WithAtomicCounters only the
 	// net count is sampled, so a start and an end between two samples cancel
 	// out and these are lower bounds.
-	SessionsStarted, SessionsEnded int64
+	SessionsStarted int64 `json:"sessions_started"`
+	SessionsEnded   int64 `json:"sessions_ended"`
 	// TotalTokens is the sum of tokens recorded in the window, and
 	// TokensByModel the same per model (models with none are absent; the
 	// map is nil when there are none at all).
-	TotalTokens   int64
-	TokensByModel map[string]int64
+	TotalTokens   int64            `json:"total_tokens"`
+	TokensByModel map[string]int64 `json:"tokens_by_model,omitempty"`
 	// Messages counts latency observations in the window (RecordMessageLatency,
 	// WithMetrics, Timer).
-	Messages int64
+	Messages int64 `json:"messages"`
 	// AvgLatency is the mean of those latencies; P50Latency, P95Latency and
 	// P99Latency estimate their 50th, 95th and 99th percentiles (the
 	// nearest-rank value). All are 0 when Messages is 0.
-	AvgLatency, P50Latency, P95Latency, P99Latency time.Duration
+	AvgLatency time.Duration `json:"avg_latency_ns"`
+	P50Latency time.Duration `json:"p50_latency_ns"`
+	P95Latency time.Duration `json:"p95_latency_ns"`
+	P99Latency time.Duration `json:"p99_latency_ns"`
+	// LatencyRelativeError bounds the relative error of P50Latency,
+	// P95Latency and P99Latency: each lies within that fraction of the
+	// exact percentile (0.0219 means 2.19 %). It is the width of the
+	// histogram bucket the estimate comes from, relative to its lower
+	// bound: small for the exponential histograms of the in-process stats
+	// and of native histograms, large for classic buckets (an estimate in
+	// (2 s, 5 s] has a bound of 1.5). It is 0 when Messages is 0, and +Inf
+	// when a percentile falls in the bucket that is open at +Inf.
+	LatencyRelativeError float64 `json:"latency_relative_error"`
 	// ToolInvocations counts tool invocations in the window, of which
 	// SuccessfulToolCalls had status ToolSuccess and FailedToolCalls
 	// ToolError or ToolTimeout. ToolCallsByTool counts them per tool name, all
 	// statuses together (nil when there are none).
-	ToolInvocations, SuccessfulToolCalls, FailedToolCalls int64
-	ToolCallsByTool                                       map[string]int64
+	ToolInvocations     int64            `json:"tool_invocations"`
+	SuccessfulToolCalls int64            `json:"successful_tool_calls"`
+	FailedToolCalls     int64            `json:"failed_tool_calls"`
+	ToolCallsByTool     map[string]int64 `json:"tool_calls_by_tool,omitempty"`
 	// Errors counts RecordError calls in the window, and ErrorsByType per
 	// error type (nil when there are none).
-	Errors       int64
-	ErrorsByType map[string]int64
+	Errors       int64            `json:"errors"`
+	ErrorsByType map[string]int64 `json:"errors_by_type,omitempty"`
 	// DelegationsOut counts delegations from this orchestrator to another,
 	// DelegationsIn delegations to it, of any status. A delegation to
 	// itself counts in both.
-	DelegationsOut, DelegationsIn int64
+	DelegationsOut int64 `json:"delegations_out"`
+	DelegationsIn  int64 `json:"delegations_in"`
 	// ErrorRate is Errors / (Messages + ToolInvocations), and
 	// ToolFailureRate FailedToolCalls / ToolInvocations; each is 0 when its
 	// denominator is 0.
-	ErrorRate, ToolFailureRate float64
+	ErrorRate       float64 `json:"error_rate"`
+	ToolFailureRate float64 `json:"tool_failure_rate"`
+	// OverflowRecords counts the records made in the window, by any
+	// orchestrator, that went to the overflow series of the cardinality
+	// limit (WithCardinalityLimit). They carry no orchestrator, so when it
+	// is non-zero the counts above may be incomplete.
+	OverflowRecords int64 `json:"overflow_records"`
 }
 
 // AggregatedStats returns what orchestratorID did in the window r, for
@@ -142,32 +178,9 @@ func (c *Collector) AggregatedStats(ctx context.Context, orchestratorID string, 
 	default:
 		return AggregatedStats{}, fmt.Errorf("otelcollector: AggregatedStats: %w", err)
 	}
-	return AggregatedStats{
-		OrchestratorID:      st.OrchestratorID,
-		Start:               st.Start,
-		End:                 st.End,
-		Truncated:           st.Truncated,
-		ActiveSessions:      st.ActiveSessions,
-		SessionsStarted:     st.SessionsStarted,
-		SessionsEnded:       st.SessionsEnded,
-		TotalTokens:         st.TotalTokens,
-		TokensByModel:       st.TokensByModel,
-		Messages:            st.Messages,
-		AvgLatency:          st.AvgLatency,
-		P50Latency:          st.P50Latency,
-		P95Latency:          st.P95Latency,
-		P99Latency:          st.P99Latency,
-		ToolInvocations:     st.ToolInvocations,
-		SuccessfulToolCalls: st.SuccessfulToolCalls,
-		FailedToolCalls:     st.FailedToolCalls,
-		ToolCallsByTool:     st.ToolCallsByTool,
-		Errors:              st.Errors,
-		ErrorsByType:        st.ErrorsByType,
-		DelegationsOut:      st.DelegationsOut,
-		DelegationsIn:       st.DelegationsIn,
-		ErrorRate:           st.ErrorRate,
-		ToolFailureRate:     st.ToolFailureRate,
-	}, nil
+	// A conversion, not a copy field by field: it compiles only while both
+	// structs have the same fields in the same order, so they cannot drift.
+	return AggregatedStats(st), nil
 }
 
 // statsSampler samples the in-memory reader every resolution step into the

@@ -47,6 +47,7 @@ type Stats struct {
 	TokensByModel                                  map[string]int64
 	Messages                                       int64
 	AvgLatency, P50Latency, P95Latency, P99Latency time.Duration
+	LatencyRelativeError                           float64
 	ToolInvocations                                int64
 	SuccessfulToolCalls, FailedToolCalls           int64
 	ToolCallsByTool                                map[string]int64
@@ -54,6 +55,7 @@ type Stats struct {
 	ErrorsByType                                   map[string]int64
 	DelegationsOut, DelegationsIn                  int64
 	ErrorRate, ToolFailureRate                     float64
+	OverflowRecords                                int64
 }
 
 // Store samples a Source and keeps, per orchestrator, what changed at each
