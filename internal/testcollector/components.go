@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/fileexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusexporter"
+	"github.com/open-telemetry/opentelemetry-collector-contrib/exporter/prometheusremotewriteexporter"
 	"github.com/open-telemetry/opentelemetry-collector-contrib/extension/bearertokenauthextension"
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/exporter"
@@ -54,7 +55,8 @@ func components() (otelcol.Factories, error) {
 	debug := debugexporter.NewFactory()
 	file := fileexporter.NewFactory()
 	prom := prometheusexporter.NewFactory()
-	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](debug, file, prom)
+	prw := prometheusremotewriteexporter.NewFactory()
+	factories.Exporters, err = otelcol.MakeFactoryMap[exporter.Factory](debug, file, prom, prw)
 	if err != nil {
 		return otelcol.Factories{}, err
 	}
@@ -62,6 +64,7 @@ func components() (otelcol.Factories, error) {
 		debug.Type(): coreModule + "/exporter/debugexporter" + coreVersion,
 		file.Type():  contribModule + "/exporter/fileexporter" + contribVer,
 		prom.Type():  contribModule + "/exporter/prometheusexporter" + contribVer,
+		prw.Type():   contribModule + "/exporter/prometheusremotewriteexporter" + contribVer,
 	}
 
 	batch := batchprocessor.NewFactory()
