@@ -200,6 +200,41 @@ func (s *Store) Close() {
 	s.orchs, s.series, s.dirty, s.buf, s.delta = nil, nil, nil, nil, Hist{}
 }
 
+// Forget drops orchestrator id's history and the state of every series
+// that carries it (delegations from or to it included), so that a later
+// record for id starts fresh: its first sample counts the series' whole
+// value, as a new series, and a window that began before Forget holds only
+// what was recorded after it. Other orchestrators keep their history: a
+// delegation between id and another orchestrator stays in the other's
+// frames already written.
+//
+// Call Forget after the source has stopped reporting id's series (the
+// Collector deletes them first). A series the source still reports with its
+// old cumulative value would otherwise be counted again in full. A counter
+// that restarts from zero and is reported again, whether or not a sample
+// ran in between, never gives a negative or an inflated increase: with its
+// state dropped it counts from zero. Forget of an unknown id does nothing.
+func (s *Store) Forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	o, ok := s.orchs[id]
+	if !ok {
+		return
+	}
+	delete(s.orchs, id)
+	for key, sr := range s.series {
+		if sr.o != o && sr.o2 != o {
+			continue
+		}
+		// A delegation's other end keeps its frames; it only loses the
+		// series, which the source no longer reports either.
+		delete(s.series, key)
+	}
+}
+
 // Samples reports how many samples are retained.
 func (s *Store) Samples() int {
 	s.mu.Lock()
