@@ -72,6 +72,7 @@ type Store struct {
 	seq     uint64
 	evicted bool
 	orchs   map[string]*orch
+	ovf     *orch // the records of every orchestrator that went to overflow series
 	series  map[seriesKey]*series
 	gen     uint64
 	seen    int // known series seen in the current sample
@@ -96,16 +97,23 @@ const (
 	kindErrors
 	kindDelegations
 	kindLatency
+	kindOverflow // the Collector's count of records past the cardinality limit
 )
 
 var kinds = map[string]kind{
-	schema.SessionsActive:  kindSessions,
-	schema.TokensUsed:      kindTokens,
-	schema.ToolInvocations: kindTools,
-	schema.Errors:          kindErrors,
-	schema.Delegations:     kindDelegations,
-	schema.MessageLatency:  kindLatency,
+	schema.SessionsActive:    kindSessions,
+	schema.TokensUsed:        kindTokens,
+	schema.ToolInvocations:   kindTools,
+	schema.Errors:            kindErrors,
+	schema.Delegations:       kindDelegations,
+	schema.MessageLatency:    kindLatency,
+	schema.CollectorOverflow: kindOverflow,
 }
+
+// rejectingGauges are the metrics whose updates past the cardinality limit
+// are rejected rather than sent to an overflow series: their part of the
+// overflow count is not in OverflowRecords.
+var rejectingGauges = map[string]bool{schema.NodeLoad: true, schema.BudgetUtilization: true}
 
 type seriesKey struct {
 	kind kind
@@ -135,6 +143,7 @@ const (
 	slotTokens
 	slotTool
 	slotError
+	slotOverflow
 )
 
 type slot struct {
@@ -185,6 +194,7 @@ func New(src Source, resolution, retention time.Duration, now func() time.Time) 
 		orchs:      map[string]*orch{},
 		series:     map[seriesKey]*series{},
 	}
+	s.ovf = newOrch(s.maxSamples)
 	s.samples.limit = s.maxSamples + 1
 	s.samples.push(sample{seq: 0, t: now()})
 	return s
@@ -197,7 +207,7 @@ func (s *Store) Close() {
 	s.closed = true
 	s.rm = metricdata.ResourceMetrics{}
 	s.samples = ring[sample]{}
-	s.orchs, s.series, s.dirty, s.buf, s.delta = nil, nil, nil, nil, Hist{}
+	s.orchs, s.series, s.dirty, s.buf, s.delta, s.ovf = nil, nil, nil, nil, Hist{}, nil
 }
 
 // Forget drops orchestrator id's history and the state of every series
@@ -380,6 +390,10 @@ func (s *Store) lookup(k kind, attrs attribute.Set) *series {
 	}
 	sr = &series{gen: s.gen, kind: k}
 	switch k {
+	case kindOverflow:
+		if !rejectingGauges[attr(attrs, schema.KeyMetric)] {
+			sr.o, sr.slot = s.ovf, s.ovf.slotOf(slot{kind: slotOverflow})
+		}
 	case kindDelegations:
 		if from := attr(attrs, schema.KeyFromOrchestrator); from != "" {
 			sr.o = s.orch(from)
@@ -392,7 +406,7 @@ func (s *Store) lookup(k kind, attrs attribute.Set) *series {
 			sr.o = s.orch(id)
 		}
 	}
-	if sr.o != nil {
+	if sr.o != nil && k != kindOverflow {
 		switch k {
 		case kindTokens:
 			sr.slot = sr.o.slotOf(slot{kind: slotTokens, a: attr(attrs, schema.KeyModel)})
@@ -534,10 +548,16 @@ func (s *Store) evict() {
 	}
 	oldest := s.samples.at(0).seq
 	for _, o := range s.orchs {
-		for o.frames.len() > 0 && o.frames.at(0).seq <= oldest {
-			f := o.frames.pop()
-			o.activeBase = frameActive(f.data)
-		}
+		o.evict(oldest)
+	}
+	s.ovf.evict(oldest)
+}
+
+// evict drops the frames at or before the sample oldest.
+func (o *orch) evict(oldest uint64) {
+	for o.frames.len() > 0 && o.frames.at(0).seq <= oldest {
+		f := o.frames.pop()
+		o.activeBase = frameActive(f.data)
 	}
 }
 
@@ -596,23 +616,9 @@ func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 	}
 
 	if o != nil {
-		res.ActiveSessions = o.activeBase
-		sums := make([]uint64, len(o.slots))
-		add := func(sl int32, n uint64) { sums[sl] += n }
-		first := o.frames.search(func(f *frame) bool { return f.seq > seqA })
-		for i := 0; i < o.frames.len() && o.frames.at(i).seq <= seqB; i++ {
-			f := o.frames.at(i)
-			if i < first {
-				res.ActiveSessions = frameActive(f.data)
-				continue
-			}
-			res.ActiveSessions = decodeFrame(f.data, add, &b.h)
-		}
-		for sl, n := range sums {
-			x := o.slots[sl]
-			b.add(x.kind, x.a, x.b, n)
-		}
+		res.ActiveSessions = o.sum(&b, seqA, seqB)
 	}
+	s.ovf.sum(&b, seqA, seqB)
 	if endNow {
 		defer s.release()
 		if err := s.src.Collect(ctx, &s.rm); err != nil {
@@ -621,6 +627,34 @@ func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 		res.ActiveSessions = s.live(id, &b, zeroLen)
 	}
 	return b.finish(), nil
+}
+
+// sum adds o's frames after sample seqA up to sample seqB to b and returns
+// o's active sessions at seqB.
+func (o *orch) sum(b *builder, seqA, seqB uint64) int64 {
+	active := o.activeBase
+	var small [16]uint64
+	sums := small[:0]
+	if len(o.slots) <= len(small) {
+		sums = small[:len(o.slots)]
+	} else {
+		sums = make([]uint64, len(o.slots))
+	}
+	add := func(sl int32, n uint64) { sums[sl] += n }
+	first := o.frames.search(func(f *frame) bool { return f.seq > seqA })
+	for i := 0; i < o.frames.len() && o.frames.at(i).seq <= seqB; i++ {
+		f := o.frames.at(i)
+		if i < first {
+			active = frameActive(f.data)
+			continue
+		}
+		active = decodeFrame(f.data, add, &b.h)
+	}
+	for sl, n := range sums {
+		x := o.slots[sl]
+		b.add(x.kind, x.a, x.b, n)
+	}
+	return active
 }
 
 // release drops the collection: between samples it would hold the SDK's
@@ -634,6 +668,12 @@ func (s *Store) live(id string, b *builder, activeOnly bool) int64 {
 	var active int64
 	var delta Hist
 	walk(&s.rm, func(k kind, attrs attribute.Set, dp point) {
+		if k == kindOverflow {
+			if !activeOnly && !rejectingGauges[attr(attrs, schema.KeyMetric)] {
+				b.add(slotOverflow, "", "", increase(dp.n, s.prev(k, attrs)[0]))
+			}
+			return
+		}
 		if k == kindDelegations {
 			from, to := attr(attrs, schema.KeyFromOrchestrator) == id, attr(attrs, schema.KeyToOrchestrator) == id
 			if activeOnly || !from && !to {
@@ -742,6 +782,8 @@ func (b *builder) add(k uint8, a, c string, n uint64) {
 	case slotError:
 		st.Errors += v
 		st.ErrorsByType = addTo(st.ErrorsByType, a, v)
+	case slotOverflow:
+		st.OverflowRecords += v
 	}
 }
 
@@ -763,6 +805,9 @@ func (b *builder) finish() Stats {
 		st.P50Latency = seconds(h.Quantile(0.50))
 		st.P95Latency = seconds(h.Quantile(0.95))
 		st.P99Latency = seconds(h.Quantile(0.99))
+		if h.ZeroCount < h.Count {
+			st.LatencyRelativeError = RelativeError(h.Scale)
+		}
 	}
 	if d := st.Messages + st.ToolInvocations; d > 0 {
 		st.ErrorRate = float64(st.Errors) / float64(d)
@@ -771,6 +816,13 @@ func (b *builder) finish() Stats {
 		st.ToolFailureRate = float64(st.FailedToolCalls) / float64(st.ToolInvocations)
 	}
 	return *st
+}
+
+// RelativeError is the relative error bound of a percentile estimated from
+// an exponential histogram of the given scale: the width of a bucket
+// relative to its lower bound, 2^(2^-scale) - 1.
+func RelativeError(scale int32) float64 {
+	return math.Expm1(math.Ldexp(math.Ln2, -int(scale)))
 }
 
 func seconds(s float64) time.Duration {

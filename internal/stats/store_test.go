@@ -278,6 +278,16 @@ func TestStoreSDK(t *testing.T) {
 				t.Errorf("percentiles out of order: %v %v %v", got.P50Latency, got.P95Latency, got.P99Latency)
 			}
 			got.P50Latency, got.P95Latency, got.P99Latency = 0, 0, 0
+			// a's latencies, 0.1 s to 0.4 s, span two octaves: in 640
+			// buckets the SDK keeps scale 8, 0.27 % wide buckets.
+			wantErr := 0.0
+			if tc.want.Messages > 0 {
+				wantErr = RelativeError(8)
+			}
+			if got.LatencyRelativeError != wantErr {
+				t.Errorf("LatencyRelativeError = %v, want %v", got.LatencyRelativeError, wantErr)
+			}
+			got.LatencyRelativeError = 0
 			if !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tc.want)
 			}
