@@ -287,7 +287,14 @@ func checkStats(t *testing.T, got, want AggregatedStats, sorted []time.Duration)
 		if rel > 0.02 {
 			t.Errorf("%s = %v, exact %v: relative error %.2f%% > 2%%", p.name, p.got, exact, 100*rel)
 		}
+		if rel > got.LatencyRelativeError {
+			t.Errorf("%s = %v, exact %v: relative error %.3f%% above LatencyRelativeError %.3f%%", p.name, p.got, exact, 100*rel, 100*got.LatencyRelativeError)
+		}
 	}
+	if (got.LatencyRelativeError > 0) != (want.Messages > 0 && sorted[len(sorted)-1] > 0) {
+		t.Errorf("LatencyRelativeError = %v with %d messages", got.LatencyRelativeError, want.Messages)
+	}
+	got.LatencyRelativeError = 0
 	// The SDK sums latencies as float64 seconds; allow its rounding.
 	if diff := math.Abs(float64(got.AvgLatency - want.AvgLatency)); diff > max(1, 1e-9*float64(want.AvgLatency)) {
 		t.Errorf("AvgLatency = %v, want %v", got.AvgLatency, want.AvgLatency)
