@@ -1,9 +1,10 @@
 package prometheus
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
+	"path"
+	"strings"
 	"time"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
@@ -17,10 +18,11 @@ const DefaultAddress = "127.0.0.1:9464"
 const DefaultPath = "/metrics"
 
 type config struct {
-	registry   *promclient.Registry
+	registerer promclient.Registerer
 	serve      bool
 	addr       string
 	path       string
+	pathSet    bool
 	scopeInfo  bool
 	targetInfo bool
 	logger     *slog.Logger
@@ -63,24 +65,50 @@ func newConfig(opts []Option) config {
 			c = o.apply(c)
 		}
 	}
-	if c.registry == nil {
-		c.registry = promclient.NewRegistry()
-	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }
 
-// WithRegistry makes the exporter register on reg instead of a private
-// registry of its own, for example to serve the orchestrator metrics on the
-// same endpoint as the application's client_golang metrics. The default is
-// a new private registry: never client_golang's global DefaultRegisterer,
-// whose go_* and process_* series would appear in every scrape. nil keeps
-// the default.
+// WithRegisterer makes the exporter register its collector on reg, for
+// example to serve the orchestrator metrics on the same endpoint as the
+// application's client_golang metrics. The default is a new private
+// registry: never client_golang's global DefaultRegisterer, whose go_* and
+// process_* series would appear in every scrape. nil keeps the default.
+//
+// When reg is a *prometheus.Registry, Handler serves all of it; any other
+// Registerer (prometheus.WrapRegistererWith, for instance) is registered on
+// as well, and Handler then serves only the exporter's own series from a
+// private registry.
+//
+// The collector describes the names of the library's own series
+// (orchestrator_*), so a registry rejects a second collector with any of
+// those names: New fails with ErrRegistryConflict when reg already holds
+// one, and the application's later Register of, say, an
+// orchestrator_tokens_used_total of its own returns an error instead of
+// silently hiding one of the two. To serve two Collectors on one registry,
+// give each a Registerer that adds a distinguishing constant label:
+//
+//	prometheus.WithRegisterer(promclient.WrapRegistererWith(promclient.Labels{"collector": "a"}, reg))
+//
+// Shutdown unregisters the collector, so a new exporter can take its place.
+func WithRegisterer(reg promclient.Registerer) Option {
+	return optionFunc(func(c config) config {
+		if reg != nil {
+			c.registerer = reg
+		}
+		return c
+	})
+}
+
+// WithRegistry is WithRegisterer for a *prometheus.Registry, which Handler
+// then serves in full. nil keeps the default private registry.
 func WithRegistry(reg *promclient.Registry) Option {
 	return optionFunc(func(c config) config {
-		c.registry = reg
+		if reg != nil {
+			c.registerer = reg
+		}
 		return c
 	})
 }
@@ -104,17 +132,51 @@ func WithServer(addr string) Option {
 	})
 }
 
-// WithPath sets the path the built-in server serves on. The default is
-// DefaultPath. A path not starting with "/" makes New fail.
+// WithPath sets the path the built-in server (WithServer) serves on. The
+// default is DefaultPath. The path must be clean and absolute ("/metrics",
+// "/a/b"; not "/a/", "/a//b" or "/a/../b") and made only of the characters
+// a URL path carries unescaped: letters, digits and -._~!$&'()*+,;=:@/.
+// Anything else (spaces, "{" wildcards, "%", "?", a method prefix), or
+// WithPath without WithServer, makes New fail with ErrInvalidOption before
+// it listens.
 func WithPath(path string) Option {
 	return optionFunc(func(c config) config {
-		if len(path) == 0 || path[0] != '/' {
-			c.errs = append(c.errs, fmt.Errorf("prometheus: path %q must start with /", path))
+		c.pathSet = true
+		if err := checkPath(path); err != nil {
+			c.errs = append(c.errs, err)
 			return c
 		}
 		c.path = path
 		return c
 	})
+}
+
+// checkPath rejects what http.ServeMux would panic on or read as a pattern
+// (a method or host prefix, wildcards, "{$}"), and paths a request can
+// never carry as given (not clean, escaped, with a query or fragment).
+func checkPath(p string) error {
+	if p == "" || p[0] != '/' {
+		return fmt.Errorf("%w: path %q must start with /", ErrInvalidOption, p)
+	}
+	for i := 0; i < len(p); i++ {
+		if !pathByte(p[i]) {
+			return fmt.Errorf("%w: path %q: byte %q at offset %d is not allowed unescaped in a path", ErrInvalidOption, p, p[i], i)
+		}
+	}
+	if path.Clean(p) != p {
+		return fmt.Errorf("%w: path %q is not clean (want %q)", ErrInvalidOption, p, path.Clean(p))
+	}
+	return nil
+}
+
+// pathByte reports whether b may appear unescaped in a URL path segment
+// (RFC 3986 pchar without pct-encoded) or is the separator "/".
+func pathByte(b byte) bool {
+	switch {
+	case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		return true
+	}
+	return strings.IndexByte("-._~!$&'()*+,;=:@/", b) >= 0
 }
 
 // WithScopeInfo adds the otel_scope_* labels to every series. It is off by
@@ -155,7 +217,7 @@ func WithLogger(l *slog.Logger) Option {
 func WithBearerToken(token string) Option {
 	return optionFunc(func(c config) config {
 		if token == "" {
-			c.errs = append(c.errs, errors.New("prometheus: WithBearerToken: empty token"))
+			c.errs = append(c.errs, fmt.Errorf("%w: WithBearerToken: empty token", ErrInvalidOption))
 			return c
 		}
 		c = setAuth(c, newBearerAuth(token))
@@ -173,7 +235,7 @@ func WithBearerToken(token string) Option {
 func WithBasicAuth(user, password string) Option {
 	return optionFunc(func(c config) config {
 		if user == "" || password == "" {
-			c.errs = append(c.errs, errors.New("prometheus: WithBasicAuth: empty user or password"))
+			c.errs = append(c.errs, fmt.Errorf("%w: WithBasicAuth: empty user or password", ErrInvalidOption))
 			return c
 		}
 		c = setAuth(c, newBasicAuth(user, password))
@@ -183,7 +245,7 @@ func WithBasicAuth(user, password string) Option {
 
 func setAuth(c config, a authenticator) config {
 	if c.auth != nil {
-		c.errs = append(c.errs, errors.New("prometheus: give at most one of WithBearerToken and WithBasicAuth"))
+		c.errs = append(c.errs, fmt.Errorf("%w: give at most one of WithBearerToken and WithBasicAuth", ErrInvalidOption))
 		return c
 	}
 	c.auth = a
@@ -193,12 +255,13 @@ func setAuth(c config, a authenticator) config {
 // WithTLS makes the built-in server (WithServer) speak HTTPS with the
 // certificate and private key in the given PEM files, TLS 1.2 or later. New
 // reads them once and fails if they cannot be loaded; restart the exporter
-// to rotate them. Without WithServer it makes New fail. By default the
-// server speaks plain HTTP.
+// to rotate them. Without WithServer it makes New fail with
+// ErrInvalidOption, as WithPath does. By default the server speaks plain
+// HTTP.
 func WithTLS(certFile, keyFile string) Option {
 	return optionFunc(func(c config) config {
 		if certFile == "" || keyFile == "" {
-			c.errs = append(c.errs, errors.New("prometheus: WithTLS: empty certificate or key file name"))
+			c.errs = append(c.errs, fmt.Errorf("%w: WithTLS: empty certificate or key file name", ErrInvalidOption))
 			return c
 		}
 		c.certFile, c.keyFile = certFile, keyFile

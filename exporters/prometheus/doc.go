@@ -34,6 +34,39 @@
 // Label values with quotes, backslashes, newlines or any UTF-8 are escaped
 // in the exposition and round-trip through the Prometheus text parser.
 //
+// # Shutdown order
+//
+// Stop serving first, then Close: stop routing scrapes to Handler (or stop
+// the application's own server), then call the Collector's Close, which
+// shuts the reader and the Exporter down. A scrape that still arrives after
+// Close gets 503 Service Unavailable, never a 200 with an empty body, so
+// Prometheus marks the target down (up == 0) rather than reading a healthy
+// target whose every series went stale. The built-in server (WithServer)
+// is stopped by Close itself.
+//
+// # Sharing a registry
+//
+// WithRegistry and WithRegisterer serve the library's series beside the
+// application's. The exporter claims the library's series names
+// (orchestrator_*) on the registry, so a name collision fails loudly: New
+// returns ErrRegistryConflict when the registry already holds such a name
+// (a second exporter, or an application metric), and the application's
+// own Register of such a name returns an error. Two Collectors share one
+// registry by each registering through
+// prometheus.WrapRegistererWith(prometheus.Labels{...}, reg) with a label
+// of its own. Shutdown releases the names for a successor.
+//
+// # Errors
+//
+// New returns an error wrapping ErrInvalidOption for an option it cannot
+// honour (WithPath and WithTLS without WithServer included) and
+// ErrRegistryConflict for a name collision, before anything listens; a
+// failed New leaves nothing registered or bound. Shutdown errors start
+// with "exporters/prometheus: shutdown:" and wrap their cause. Errors of
+// the built-in server and of scrapes go to the WithLogger logger; the OTel
+// Prometheus exporter inside reports collection problems through
+// otel.Handle.
+//
 // # Concurrency
 //
 // An Exporter's methods are safe for concurrent use; Shutdown is

@@ -9,10 +9,10 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/otlptranslator"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
@@ -20,9 +20,16 @@ import (
 // Exporter serves the metrics of the reader it supplies to Prometheus
 // scrapes. Create it with New and hand it to otelcollector.WithExporter.
 type Exporter struct {
-	reader   *otelprom.Exporter
-	registry *promclient.Registry
+	reader   *reader
+	inner    promclient.Collector // the OTel exporter's collector
+	registry *promclient.Registry // what Handler serves
 	handler  http.Handler
+
+	// claim is registered on every registerer in claimedOn.
+	claim     *claim
+	claimedOn []promclient.Registerer
+	closed    atomic.Bool
+	release   sync.Once
 
 	server   *http.Server
 	listener net.Listener
@@ -32,13 +39,38 @@ type Exporter struct {
 	shutdownErr  error
 }
 
+// reader is the SDK reader the Exporter supplies: the OTel Prometheus
+// exporter, whose shutdown also closes the Exporter's Handler.
+type reader struct {
+	*otelprom.Exporter
+	e *Exporter
+}
+
+// Shutdown shuts the OTel exporter's reader down; from then on Handler
+// answers 503 and the collector is unregistered.
+func (r *reader) Shutdown(ctx context.Context) error {
+	r.e.close()
+	if err := r.Exporter.Shutdown(ctx); err != nil {
+		return fmt.Errorf("exporters/prometheus: shutdown reader: %w", err)
+	}
+	return nil
+}
+
 // New creates an Exporter registered on a private client_golang registry
-// (see WithRegistry). With WithServer it also listens, before returning, so
-// that a bad address fails here rather than later in the background.
+// (see WithRegisterer). With WithServer it also listens, before returning,
+// so that a bad address fails here rather than later in the background.
+//
+// New fails with ErrInvalidOption for an invalid option, with
+// ErrRegistryConflict when the registry already holds one of the library's
+// series names, and with the listener's error when it cannot listen. A
+// failed New leaves nothing registered and nothing listening.
 func New(opts ...Option) (*Exporter, error) {
 	cfg := newConfig(opts)
 	if cfg.certFile != "" && !cfg.serve {
-		cfg.errs = append(cfg.errs, errors.New("prometheus: WithTLS needs WithServer"))
+		cfg.errs = append(cfg.errs, fmt.Errorf("%w: WithTLS needs WithServer", ErrInvalidOption))
+	}
+	if cfg.pathSet && !cfg.serve {
+		cfg.errs = append(cfg.errs, fmt.Errorf("%w: WithPath needs WithServer (mount Handler on your own mux otherwise)", ErrInvalidOption))
 	}
 	if err := errors.Join(cfg.errs...); err != nil {
 		return nil, err
@@ -46,9 +78,10 @@ func New(opts ...Option) (*Exporter, error) {
 
 	// Underscore escaping with suffixes turns the OTel names and units of
 	// internal/schema into the exact legacy Prometheus names.
+	captured := &capture{}
 	popts := []otelprom.Option{
-		otelprom.WithRegisterer(cfg.registry),
-		otelprom.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
+		otelprom.WithRegisterer(captured),
+		otelprom.WithTranslationStrategy(strategy),
 	}
 	if !cfg.scopeInfo {
 		popts = append(popts, otelprom.WithoutScopeInfo())
@@ -56,26 +89,82 @@ func New(opts ...Option) (*Exporter, error) {
 	if !cfg.targetInfo {
 		popts = append(popts, otelprom.WithoutTargetInfo())
 	}
-	reader, err := otelprom.New(popts...)
+	inner, err := otelprom.New(popts...)
 	if err != nil {
-		return nil, fmt.Errorf("prometheus: creating exporter: %w", err)
+		return nil, fmt.Errorf("exporters/prometheus: creating exporter: %w", err)
+	}
+	cl, err := newClaim()
+	if err != nil {
+		return nil, err
 	}
 
-	e := &Exporter{
-		reader:   reader,
-		registry: cfg.registry,
-		handler: guard(promhttp.HandlerFor(cfg.registry, promhttp.HandlerOpts{
-			ErrorLog:          slogPrinter{cfg.logger},
-			ErrorHandling:     promhttp.ContinueOnError,
-			EnableOpenMetrics: true,
-		}), cfg.auth),
+	e := &Exporter{inner: captured.c, claim: cl}
+	e.reader = &reader{Exporter: inner, e: e}
+	if err := e.register(cfg.registerer); err != nil {
+		return nil, err
 	}
+	served := promhttp.HandlerFor(e.registry, promhttp.HandlerOpts{
+		ErrorLog:          slogPrinter{cfg.logger},
+		ErrorHandling:     promhttp.ContinueOnError,
+		EnableOpenMetrics: true,
+	})
+	e.handler = guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.closed.Load() {
+			http.Error(w, "exporters/prometheus: exporter is shut down", http.StatusServiceUnavailable)
+			return
+		}
+		served.ServeHTTP(w, r)
+	}), cfg.auth)
 	if cfg.serve {
 		if err := e.listen(cfg); err != nil {
+			e.close()
 			return nil, err
 		}
 	}
 	return e, nil
+}
+
+// register claims the library's names and registers the forwarder on reg
+// (nil: a private registry), and also on a private registry for Handler
+// when reg is a Registerer but not a *Registry.
+func (e *Exporter) register(reg promclient.Registerer) error {
+	targets := []promclient.Registerer{reg}
+	switch r := reg.(type) {
+	case nil:
+		e.registry = promclient.NewRegistry()
+		targets = []promclient.Registerer{e.registry}
+	case *promclient.Registry:
+		e.registry = r
+	default:
+		e.registry = promclient.NewRegistry()
+		targets = append(targets, e.registry)
+	}
+	for _, t := range targets {
+		if err := t.Register(e.claim); err != nil {
+			e.close()
+			return fmt.Errorf("%w: the registry already serves one of the library's orchestrator_* series "+
+				"(another exporter on this registry, or an application metric of that name; "+
+				"give each exporter a Registerer with its own constant label, see WithRegisterer): %w", ErrRegistryConflict, err)
+		}
+		e.claimedOn = append(e.claimedOn, t)
+		// An unchecked collector: this never fails.
+		if err := t.Register(forwarder{e}); err != nil {
+			e.close()
+			return fmt.Errorf("%w: %w", ErrRegistryConflict, err)
+		}
+	}
+	return nil
+}
+
+// close makes Handler answer 503 and the forwarder go quiet, and releases
+// the library's names on every registry, once.
+func (e *Exporter) close() {
+	e.closed.Store(true)
+	e.release.Do(func() {
+		for _, r := range e.claimedOn {
+			r.Unregister(e.claim)
+		}
+	})
 }
 
 func (e *Exporter) listen(cfg config) error {
@@ -83,19 +172,21 @@ func (e *Exporter) listen(cfg config) error {
 	if cfg.certFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.certFile, cfg.keyFile)
 		if err != nil {
-			return fmt.Errorf("prometheus: loading TLS certificate: %w", err)
+			return fmt.Errorf("exporters/prometheus: loading TLS certificate: %w", err)
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
+	// The mux is built before listening: checkPath has made sure Handle
+	// cannot panic, and nothing is bound if it could.
+	mux := http.NewServeMux()
+	mux.Handle(cfg.path, e.handler)
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
-		return fmt.Errorf("prometheus: listening on %s: %w", cfg.addr, err)
+		return fmt.Errorf("exporters/prometheus: listening on %s: %w", cfg.addr, err)
 	}
 	if tlsCfg != nil {
 		ln = tls.NewListener(ln, tlsCfg)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(cfg.path, e.handler)
 	e.listener = ln
 	e.served = make(chan struct{})
 	e.server = &http.Server{
@@ -124,10 +215,14 @@ func (e *Exporter) Reader() sdkmetric.Reader { return e.reader }
 // OpenMetrics format (which carries exemplars) when the scraper asks for it.
 // It answers only GET and HEAD (405 Method Not Allowed with an Allow header
 // otherwise) and, with WithBearerToken or WithBasicAuth, only requests that
-// carry the credential (401 Unauthorized otherwise).
+// carry the credential (401 Unauthorized otherwise). Once the exporter or
+// its reader is shut down (the Collector's Close does both) it answers 503
+// Service Unavailable, so that Prometheus marks the target down instead of
+// seeing a healthy target without series; stop serving it before Close.
 func (e *Exporter) Handler() http.Handler { return e.handler }
 
-// Registry returns the client_golang registry the exporter registers on.
+// Registry returns the client_golang registry Handler serves: the one given
+// to WithRegistry or WithRegisterer, or a private one.
 func (e *Exporter) Registry() *promclient.Registry { return e.registry }
 
 // Addr returns the address the built-in server listens on, with the port
@@ -139,19 +234,26 @@ func (e *Exporter) Addr() string {
 	return e.listener.Addr().String()
 }
 
-// Shutdown stops the built-in server, waiting for scrapes in progress until
-// ctx is done. The reader itself is shut down by its MeterProvider. Shutdown
-// is idempotent.
+// Shutdown makes Handler answer 503, unregisters the exporter's collector
+// and stops the built-in server, waiting for scrapes in progress until ctx
+// is done and then cutting them. The reader itself is shut down by its
+// MeterProvider. An error starts with "exporters/prometheus: shutdown:" and
+// wraps the cause (ctx's error when scrapes were still running). Shutdown
+// is idempotent: later calls return the first result.
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.shutdownOnce.Do(func() {
+		e.close()
 		if e.server == nil {
 			return
 		}
-		e.shutdownErr = e.server.Shutdown(ctx)
-		if e.shutdownErr != nil {
-			e.shutdownErr = errors.Join(e.shutdownErr, e.server.Close())
+		err := e.server.Shutdown(ctx)
+		if err != nil {
+			err = errors.Join(err, e.server.Close())
 		}
 		<-e.served
+		if err != nil {
+			e.shutdownErr = fmt.Errorf("exporters/prometheus: shutdown: %w", err)
+		}
 	})
 	return e.shutdownErr
 }
