@@ -171,13 +171,12 @@ func startQuickstart(t *testing.T) string {
 	if runtime.GOOS == "windows" {
 		bin += ".exe"
 	}
-	build := exec.Command(goTool(t), "build", "-o", bin, "../examples/quickstart")
+	build := exec.Command(testpeer.GoTool(t), "build", "-o", bin, "../examples/quickstart")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the quickstart: %v\n%s", err, out)
 	}
-	addr := testpeer.FreeAddr(t)
 	var out syncBuffer
-	cmd := exec.Command(bin, "-addr", addr, "-every", "1h")
+	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-every", "1h")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -200,16 +199,21 @@ func startQuickstart(t *testing.T) string {
 			t.Logf("quickstart output:\n%s", out.String())
 		}
 	})
+	// It binds port 0 and prints the address it got.
+	var addr string
 	testpeer.Eventually(t, 30*time.Second, func() error {
-		resp, err := http.Get("http://" + addr + "/metrics")
-		if err != nil {
-			return err
+		m := servingLine.FindStringSubmatch(out.String())
+		if m == nil {
+			return fmt.Errorf("quickstart printed no %q line yet", "serving metrics on")
 		}
-		resp.Body.Close()
+		addr = m[1]
 		return nil
 	})
 	return addr
 }
+
+// servingLine is what the quickstart prints once it listens.
+var servingLine = regexp.MustCompile(`serving metrics on http://(\S+)/metrics`)
 
 // checkQuickstartScrape: the quickstart serves the Go runtime metrics too,
 // and its whole scrape passes promtool check metrics.
@@ -252,7 +256,7 @@ func checkQuickstartScrape(t *testing.T, addr string) {
 // and a cardinality overflow (five error types with a limit of 3).
 func startSideTarget(t *testing.T) string {
 	t.Helper()
-	exp, err := prometheus.New(prometheus.WithServer(testpeer.FreeAddr(t)))
+	exp, err := prometheus.New(prometheus.WithServer("127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,18 +304,6 @@ func startSideTarget(t *testing.T) string {
 		}
 	})
 	return exp.Addr()
-}
-
-func goTool(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("go tool not found on PATH or in GOROOT: %v", err)
-	}
-	return p
 }
 
 type syncBuffer struct {

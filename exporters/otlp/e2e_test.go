@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/sdk/resource"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 
 	"github.com/wundr-io/orchestrator-otel/exporters/otlp"
 	"github.com/wundr-io/orchestrator-otel/internal/schema"
@@ -28,15 +29,16 @@ import (
 // The end-to-end tests push through a real OpenTelemetry Collector (built
 // by .ci/build-collector.sh, started by internal/testpeer) and read back
 // what it wrote with its file exporter, and what its Prometheus exporter
-// serves.
+// serves. Each test function starts one Collector; its subtests keep apart
+// by orchestrator ID (and service.name, for the exporter's own metric).
 
 const e2eWait = 20 * time.Second
 
-// newE2ECollector returns an otelcollector.Collector exporting through exp,
-// closed when the test ends.
-func newE2ECollector(t *testing.T, exp *otlp.Exporter) *otelcollector.Collector {
+// newE2ECollector returns an otelcollector.Collector exporting through exp
+// with the resource service.name=service, closed when the test ends.
+func newE2ECollector(t *testing.T, exp *otlp.Exporter, service string) *otelcollector.Collector {
 	t.Helper()
-	res := resource.NewSchemaless(attribute.String("service.name", "orchestrator-e2e"))
+	res := resource.NewSchemaless(attribute.String("service.name", service))
 	c, err := otelcollector.New(context.Background(), otelcollector.WithExporter(exp), otelcollector.WithResource(res))
 	if err != nil {
 		t.Fatalf("otelcollector.New: %v", err)
@@ -49,12 +51,16 @@ func newE2ECollector(t *testing.T, exp *otlp.Exporter) *otelcollector.Collector 
 	return c
 }
 
-func newE2EExporter(t *testing.T, protocol otlp.Protocol, peer *testpeer.Collector, opts ...otlp.Option) *otlp.Exporter {
-	t.Helper()
-	endpoint := peer.GRPCEndpoint()
+// endpoint returns the peer's receiver address for protocol.
+func endpoint(peer *testpeer.Collector, protocol otlp.Protocol) string {
 	if protocol == otlp.ProtocolHTTP {
-		endpoint = peer.HTTPEndpoint()
+		return peer.HTTPEndpoint()
 	}
+	return peer.GRPCEndpoint()
+}
+
+func newE2EExporter(t *testing.T, protocol otlp.Protocol, endpoint string, opts ...otlp.Option) *otlp.Exporter {
+	t.Helper()
 	exp, err := otlp.New(context.Background(), append([]otlp.Option{
 		otlp.WithProtocol(protocol), otlp.WithEndpoint(endpoint), otlp.WithInsecure(),
 	}, opts...)...)
@@ -66,17 +72,26 @@ func newE2EExporter(t *testing.T, protocol otlp.Protocol, peer *testpeer.Collect
 
 var protocols = []otlp.Protocol{otlp.ProtocolGRPC, otlp.ProtocolHTTP}
 
+func intValue(p testpeer.Point) int64 {
+	v, _ := p.Int()
+	return v
+}
+
+const cumulative = metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE
+
 // TestE2EAllMetrics: each of the eight metrics arrives with its name, type,
 // unit, attributes and exact value, over gRPC and over HTTP, and the
 // Collector's Prometheus exporter (without_scope_info) serves the legacy
 // names with the same values.
 func TestE2EAllMetrics(t *testing.T) {
+	peer := testpeer.StartCollector(t, testpeer.CollectorOptions{})
 	for _, protocol := range protocols {
 		t.Run(string(protocol), func(t *testing.T) {
-			peer := testpeer.StartCollector(t, testpeer.CollectorOptions{})
-			exp := newE2EExporter(t, protocol, peer, otlp.WithInterval(time.Hour))
-			c := newE2ECollector(t, exp)
+			exp := newE2EExporter(t, protocol, endpoint(peer, protocol), otlp.WithInterval(time.Hour))
+			c := newE2ECollector(t, exp, "orchestrator-e2e")
 			ctx := context.Background()
+			// This subtest's IDs.
+			orch1, orch2, node1 := "orch-1-"+string(protocol), "orch-2-"+string(protocol), "node-1-"+string(protocol)
 			must := func(err error) {
 				t.Helper()
 				if err != nil {
@@ -84,22 +99,22 @@ func TestE2EAllMetrics(t *testing.T) {
 				}
 			}
 			for range 3 {
-				must(c.RecordSessionStart(ctx, "orch-1", "claude-code"))
+				must(c.RecordSessionStart(ctx, orch1, "claude-code"))
 			}
-			must(c.RecordSessionEnd(ctx, "orch-1", "claude-code"))
-			must(c.RecordTokenUsage(ctx, "orch-1", "model-a", 1200))
-			must(c.RecordTokenUsage(ctx, "orch-1", "model-a", 800))
+			must(c.RecordSessionEnd(ctx, orch1, "claude-code"))
+			must(c.RecordTokenUsage(ctx, orch1, "model-a", 1200))
+			must(c.RecordTokenUsage(ctx, orch1, "model-a", 800))
 			for _, d := range []time.Duration{50 * time.Millisecond, 300 * time.Millisecond, 1500 * time.Millisecond, 7 * time.Second} {
-				must(c.RecordMessageLatency(ctx, "orch-1", d))
+				must(c.RecordMessageLatency(ctx, orch1, d))
 			}
 			for range 3 {
-				must(c.RecordToolInvocation(ctx, "orch-1", "search", otelcollector.ToolSuccess))
+				must(c.RecordToolInvocation(ctx, orch1, "search", otelcollector.ToolSuccess))
 			}
-			must(c.RecordDelegation(ctx, "orch-1", "orch-2", otelcollector.DelegationSuccess))
-			must(c.RecordDelegation(ctx, "orch-1", "orch-2", otelcollector.DelegationSuccess))
-			must(c.UpdateNodeLoad("node-1", 0.75))
-			must(c.RecordError(ctx, "orch-1", "timeout"))
-			must(c.UpdateBudgetUtilization("orch-1", otelcollector.PeriodDaily, 42.5))
+			must(c.RecordDelegation(ctx, orch1, orch2, otelcollector.DelegationSuccess))
+			must(c.RecordDelegation(ctx, orch1, orch2, otelcollector.DelegationSuccess))
+			must(c.UpdateNodeLoad(node1, 0.75))
+			must(c.RecordError(ctx, orch1, "timeout"))
+			must(c.UpdateBudgetUtilization(orch1, otelcollector.PeriodDaily, 42.5))
 			must(c.Flush(ctx))
 
 			type sumWant struct {
@@ -109,23 +124,24 @@ func TestE2EAllMetrics(t *testing.T) {
 				value      int64
 			}
 			for _, w := range []sumWant{
-				{schema.SessionsActive, schema.UnitSessions, map[string]string{"orchestrator_id": "orch-1", "session_type": "claude-code"}, false, 2},
-				{schema.TokensUsed, schema.UnitTokens, map[string]string{"orchestrator_id": "orch-1", "model": "model-a"}, true, 2000},
-				{schema.ToolInvocations, schema.UnitInvocations, map[string]string{"orchestrator_id": "orch-1", "tool_name": "search", "status": "success"}, true, 3},
-				{schema.Delegations, schema.UnitDelegations, map[string]string{"from_orchestrator": "orch-1", "to_orchestrator": "orch-2", "status": "success"}, true, 2},
-				{schema.Errors, schema.UnitErrors, map[string]string{"orchestrator_id": "orch-1", "error_type": "timeout"}, true, 1},
+				{schema.SessionsActive, schema.UnitSessions, map[string]string{"orchestrator_id": orch1, "session_type": "claude-code"}, false, 2},
+				{schema.TokensUsed, schema.UnitTokens, map[string]string{"orchestrator_id": orch1, "model": "model-a"}, true, 2000},
+				{schema.ToolInvocations, schema.UnitInvocations, map[string]string{"orchestrator_id": orch1, "tool_name": "search", "status": "success"}, true, 3},
+				{schema.Delegations, schema.UnitDelegations, map[string]string{"from_orchestrator": orch1, "to_orchestrator": orch2, "status": "success"}, true, 2},
+				{schema.Errors, schema.UnitErrors, map[string]string{"orchestrator_id": orch1, "error_type": "timeout"}, true, 1},
 			} {
 				p := peer.WaitForPoint(e2eWait, w.name, w.attrs, nil)
-				sum := p.Metric.Sum
+				sum := p.Metric.GetSum()
+				v, isInt := p.Int()
 				switch {
 				case sum == nil:
 					t.Errorf("%s: not a sum", w.name)
-				case p.Number.AsInt == nil || *p.Number.AsInt != w.value:
-					t.Errorf("%s%v = %v, want %d", w.name, w.attrs, p.Number.AsInt, w.value)
-				case sum.IsMonotonic != w.monotonic || sum.AggregationTemporality != testpeer.TemporalityCumulative:
-					t.Errorf("%s: monotonic %v temporality %v, want %v cumulative", w.name, sum.IsMonotonic, sum.AggregationTemporality, w.monotonic)
-				case p.Metric.Unit != w.unit:
-					t.Errorf("%s: unit %q, want %q", w.name, p.Metric.Unit, w.unit)
+				case !isInt || v != w.value:
+					t.Errorf("%s%v = %v, want %d", w.name, w.attrs, p.Number.GetValue(), w.value)
+				case sum.GetIsMonotonic() != w.monotonic || sum.GetAggregationTemporality() != cumulative:
+					t.Errorf("%s: monotonic %v temporality %v, want %v cumulative", w.name, sum.GetIsMonotonic(), sum.GetAggregationTemporality(), w.monotonic)
+				case p.Metric.GetUnit() != w.unit:
+					t.Errorf("%s: unit %q, want %q", w.name, p.Metric.GetUnit(), w.unit)
 				}
 			}
 			for _, w := range []struct {
@@ -133,53 +149,54 @@ func TestE2EAllMetrics(t *testing.T) {
 				attrs      map[string]string
 				value      float64
 			}{
-				{schema.NodeLoad, "", map[string]string{"node_id": "node-1"}, 0.75},
-				{schema.BudgetUtilization, schema.UnitPercent, map[string]string{"orchestrator_id": "orch-1", "period": "daily"}, 42.5},
+				{schema.NodeLoad, "", map[string]string{"node_id": node1}, 0.75},
+				{schema.BudgetUtilization, schema.UnitPercent, map[string]string{"orchestrator_id": orch1, "period": "daily"}, 42.5},
 			} {
 				p := peer.WaitForPoint(e2eWait, w.name, w.attrs, nil)
+				v, isDouble := p.Double()
 				switch {
-				case p.Metric.Gauge == nil:
+				case p.Metric.GetGauge() == nil:
 					t.Errorf("%s: not a gauge", w.name)
-				case p.Number.AsDouble == nil || *p.Number.AsDouble != w.value:
-					t.Errorf("%s%v = %v, want %v", w.name, w.attrs, p.Number.AsDouble, w.value)
-				case p.Metric.Unit != w.unit:
-					t.Errorf("%s: unit %q, want %q", w.name, p.Metric.Unit, w.unit)
+				case !isDouble || v != w.value:
+					t.Errorf("%s%v = %v, want %v", w.name, w.attrs, p.Number.GetValue(), w.value)
+				case p.Metric.GetUnit() != w.unit:
+					t.Errorf("%s: unit %q, want %q", w.name, p.Metric.GetUnit(), w.unit)
 				}
 			}
-			p := peer.WaitForPoint(e2eWait, schema.MessageLatency, map[string]string{"orchestrator_id": "orch-1"}, nil)
-			if h := p.Histogram; p.Metric.Histogram == nil || h == nil {
+			p := peer.WaitForPoint(e2eWait, schema.MessageLatency, map[string]string{"orchestrator_id": orch1}, nil)
+			if h := p.Histogram; p.Metric.GetHistogram() == nil || h == nil {
 				t.Errorf("%s: not a histogram", schema.MessageLatency)
 			} else {
-				if h.Count != 4 || h.Sum == nil || math.Abs(*h.Sum-8.85) > 1e-9 {
-					t.Errorf("%s: count %d sum %v, want 4 and 8.85", schema.MessageLatency, h.Count, h.Sum)
+				if h.GetCount() != 4 || h.Sum == nil || math.Abs(h.GetSum()-8.85) > 1e-9 {
+					t.Errorf("%s: count %d sum %v, want 4 and 8.85", schema.MessageLatency, h.GetCount(), h.Sum)
 				}
-				if want := []uint64{1, 1, 0, 1, 0, 1, 0}; !slices.Equal(h.BucketCounts, want) {
-					t.Errorf("%s: bucket counts %v, want %v", schema.MessageLatency, h.BucketCounts, want)
+				if want := []uint64{1, 1, 0, 1, 0, 1, 0}; !slices.Equal(h.GetBucketCounts(), want) {
+					t.Errorf("%s: bucket counts %v, want %v", schema.MessageLatency, h.GetBucketCounts(), want)
 				}
-				if want := schema.DefaultLatencyBuckets(); !slices.Equal(h.ExplicitBounds, want) {
-					t.Errorf("%s: bounds %v, want %v", schema.MessageLatency, h.ExplicitBounds, want)
+				if want := schema.DefaultLatencyBuckets(); !slices.Equal(h.GetExplicitBounds(), want) {
+					t.Errorf("%s: bounds %v, want %v", schema.MessageLatency, h.GetExplicitBounds(), want)
 				}
-				if p.Metric.Unit != schema.UnitSeconds {
-					t.Errorf("%s: unit %q, want s", schema.MessageLatency, p.Metric.Unit)
+				if p.Metric.GetUnit() != schema.UnitSeconds {
+					t.Errorf("%s: unit %q, want s", schema.MessageLatency, p.Metric.GetUnit())
 				}
 			}
 
 			// The Collector's Prometheus exporter serves the legacy names.
-			families := scrape(t, peer.PrometheusURL())
+			families := scrape(t, peer.PrometheusURL(), map[string]string{"orchestrator_id": orch1, "model": "model-a"})
 			for _, w := range []struct {
 				name  string
 				attrs map[string]string
 				value float64
 			}{
-				{"orchestrator_sessions_active", map[string]string{"orchestrator_id": "orch-1", "session_type": "claude-code"}, 2},
-				{"orchestrator_tokens_used_total", map[string]string{"orchestrator_id": "orch-1", "model": "model-a"}, 2000},
-				{"orchestrator_tool_invocations_total", map[string]string{"orchestrator_id": "orch-1", "tool_name": "search", "status": "success"}, 3},
-				{"orchestrator_federation_delegations_total", map[string]string{"from_orchestrator": "orch-1", "to_orchestrator": "orch-2", "status": "success"}, 2},
-				{"orchestrator_errors_total", map[string]string{"orchestrator_id": "orch-1", "error_type": "timeout"}, 1},
-				{"orchestrator_node_load", map[string]string{"node_id": "node-1"}, 0.75},
-				{"orchestrator_budget_utilization_percent", map[string]string{"orchestrator_id": "orch-1", "period": "daily"}, 42.5},
-				{"orchestrator_message_latency_seconds_count", map[string]string{"orchestrator_id": "orch-1"}, 4},
-				{"orchestrator_message_latency_seconds_bucket", map[string]string{"orchestrator_id": "orch-1", "le": "2"}, 3},
+				{"orchestrator_sessions_active", map[string]string{"orchestrator_id": orch1, "session_type": "claude-code"}, 2},
+				{"orchestrator_tokens_used_total", map[string]string{"orchestrator_id": orch1, "model": "model-a"}, 2000},
+				{"orchestrator_tool_invocations_total", map[string]string{"orchestrator_id": orch1, "tool_name": "search", "status": "success"}, 3},
+				{"orchestrator_federation_delegations_total", map[string]string{"from_orchestrator": orch1, "to_orchestrator": orch2, "status": "success"}, 2},
+				{"orchestrator_errors_total", map[string]string{"orchestrator_id": orch1, "error_type": "timeout"}, 1},
+				{"orchestrator_node_load", map[string]string{"node_id": node1}, 0.75},
+				{"orchestrator_budget_utilization_percent", map[string]string{"orchestrator_id": orch1, "period": "daily"}, 42.5},
+				{"orchestrator_message_latency_seconds_count", map[string]string{"orchestrator_id": orch1}, 4},
+				{"orchestrator_message_latency_seconds_bucket", map[string]string{"orchestrator_id": orch1, "le": "2"}, 3},
 			} {
 				got, ok := sampleValue(families, w.name, w.attrs)
 				if !ok || got != w.value {
@@ -193,22 +210,23 @@ func TestE2EAllMetrics(t *testing.T) {
 // TestE2ECloseFlushes: with an export interval of an hour, what was
 // recorded just before Close still arrives.
 func TestE2ECloseFlushes(t *testing.T) {
+	peer := testpeer.StartCollector(t, testpeer.CollectorOptions{})
 	for _, protocol := range protocols {
 		t.Run(string(protocol), func(t *testing.T) {
-			peer := testpeer.StartCollector(t, testpeer.CollectorOptions{})
-			exp := newE2EExporter(t, protocol, peer, otlp.WithInterval(time.Hour))
-			c := newE2ECollector(t, exp)
+			exp := newE2EExporter(t, protocol, endpoint(peer, protocol), otlp.WithInterval(time.Hour))
+			c := newE2ECollector(t, exp, "orchestrator-e2e")
 			ctx := context.Background()
-			if err := c.RecordTokenUsage(ctx, "orch-close", "model-a", 4321); err != nil {
+			id := "orch-close-" + string(protocol)
+			if err := c.RecordTokenUsage(ctx, id, "model-a", 4321); err != nil {
 				t.Fatal(err)
 			}
 			if err := c.Close(ctx); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
-			attrs := map[string]string{"orchestrator_id": "orch-close", "model": "model-a"}
+			attrs := map[string]string{"orchestrator_id": id, "model": "model-a"}
 			p := peer.WaitForPoint(e2eWait, schema.TokensUsed, attrs, nil)
-			if got := p.Number.AsInt; got == nil || *got != 4321 {
-				t.Errorf("%s = %v, want 4321", schema.TokensUsed, got)
+			if got, ok := p.Int(); !ok || got != 4321 {
+				t.Errorf("%s = %v, want 4321", schema.TokensUsed, p.Number.GetValue())
 			}
 			if err := exp.Shutdown(ctx); err != nil {
 				t.Errorf("Shutdown after Close: %v", err)
@@ -219,46 +237,68 @@ func TestE2ECloseFlushes(t *testing.T) {
 
 // TestE2EUnreachableAtStart: New succeeds while nothing listens, the
 // failures are logged and counted, and the data arrives once the Collector
-// is up.
+// is up on the address the exporters were given.
 func TestE2EUnreachableAtStart(t *testing.T) {
-	for _, tc := range []struct {
+	grpcAddr := testpeer.ClosedAddr(t)
+	httpAddr := testpeer.ClosedAddr(t)
+	for httpAddr == grpcAddr {
+		httpAddr = testpeer.ClosedAddr(t)
+	}
+	type side struct {
 		protocol otlp.Protocol
 		kind     string
-	}{{otlp.ProtocolGRPC, "unavailable"}, {otlp.ProtocolHTTP, "unreachable"}} {
-		t.Run(string(tc.protocol), func(t *testing.T) {
-			peer := testpeer.StartCollector(t, testpeer.CollectorOptions{})
-			peer.Stop() // its ports are known and closed
-
-			var logs syncBuffer
-			exp := newE2EExporter(t, tc.protocol, peer, otlp.WithInterval(200*time.Millisecond),
-				otlp.WithTimeout(time.Second), otlp.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-			c := newE2ECollector(t, exp)
-			if err := c.RecordTokenUsage(context.Background(), "orch-late", "model-a", 77); err != nil {
-				t.Fatal(err)
-			}
-			testpeer.WaitFor(t, e2eWait, func() bool { return exp.FailedExports() >= 2 })
-			out := logs.String()
-			if n := strings.Count(out, "OTLP metric export failed"); n != 1 {
-				t.Errorf("%d failure lines for %d failures, want 1 (rate-limited):\n%s", n, exp.FailedExports(), out)
-			}
-			if !strings.Contains(out, "kind="+tc.kind) {
-				t.Errorf("log does not name kind %q:\n%s", tc.kind, out)
-			}
-
-			peer.Restart()
-			attrs := map[string]string{"orchestrator_id": "orch-late", "model": "model-a"}
-			p := peer.WaitForPoint(e2eWait, schema.TokensUsed, attrs, nil)
-			if got := p.Number.AsInt; got == nil || *got != 77 {
-				t.Errorf("%s = %v, want 77", schema.TokensUsed, got)
-			}
-			failed := exp.FailedExports()
-			fp := peer.WaitForPoint(e2eWait, schema.OTLPFailedExports, nil, func(p testpeer.Point) bool {
-				return p.Number.AsInt != nil && *p.Number.AsInt > 0
+		exp      *otlp.Exporter
+		logs     *syncBuffer
+	}
+	sides := []*side{
+		{protocol: otlp.ProtocolGRPC, kind: "unavailable"},
+		{protocol: otlp.ProtocolHTTP, kind: "unreachable"},
+	}
+	for _, s := range sides {
+		addr := map[otlp.Protocol]string{otlp.ProtocolGRPC: grpcAddr, otlp.ProtocolHTTP: httpAddr}[s.protocol]
+		s.logs = &syncBuffer{}
+		s.exp = newE2EExporter(t, s.protocol, addr, otlp.WithInterval(200*time.Millisecond),
+			otlp.WithTimeout(time.Second), otlp.WithLogger(slog.New(slog.NewTextHandler(s.logs, nil))))
+		c := newE2ECollector(t, s.exp, "e2e-unreachable-"+string(s.protocol))
+		if err := c.RecordTokenUsage(context.Background(), "orch-late-"+string(s.protocol), "model-a", 77); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, s := range sides {
+		t.Run(string(s.protocol)+"/down", func(t *testing.T) {
+			testpeer.Eventually(t, e2eWait, func() error {
+				if n := s.exp.FailedExports(); n < 2 {
+					return fmt.Errorf("FailedExports = %d, want >= 2", n)
+				}
+				return nil
 			})
-			if got := *fp.Number.AsInt; got > failed {
+			out := s.logs.String()
+			if n := strings.Count(out, "OTLP metric export failed"); n != 1 {
+				t.Errorf("%d failure lines for %d failures, want 1 (rate-limited):\n%s", n, s.exp.FailedExports(), out)
+			}
+			if !strings.Contains(out, "kind="+s.kind) {
+				t.Errorf("log does not name kind %q:\n%s", s.kind, out)
+			}
+		})
+	}
+
+	peer := testpeer.StartCollector(t, testpeer.CollectorOptions{GRPCAddr: grpcAddr, HTTPAddr: httpAddr})
+	for _, s := range sides {
+		t.Run(string(s.protocol)+"/up", func(t *testing.T) {
+			attrs := map[string]string{"orchestrator_id": "orch-late-" + string(s.protocol), "model": "model-a"}
+			p := peer.WaitForPoint(e2eWait, schema.TokensUsed, attrs, nil)
+			if got, ok := p.Int(); !ok || got != 77 {
+				t.Errorf("%s = %v, want 77", schema.TokensUsed, p.Number.GetValue())
+			}
+			failed := s.exp.FailedExports()
+			service := "e2e-unreachable-" + string(s.protocol)
+			fp := peer.WaitForPoint(e2eWait, schema.OTLPFailedExports, nil, func(p testpeer.Point) bool {
+				return p.ResourceAttr("service.name") == service && intValue(p) > 0
+			})
+			if got := intValue(fp); got > failed {
 				t.Errorf("%s = %d, more than FailedExports %d", schema.OTLPFailedExports, got, failed)
 			}
-			t.Logf("%d exports failed before the Collector came up; %s arrived as %d", failed, schema.OTLPFailedExports, *fp.Number.AsInt)
+			t.Logf("%d exports failed before the Collector came up; %s arrived as %d", failed, schema.OTLPFailedExports, intValue(fp))
 		})
 	}
 }
@@ -267,34 +307,34 @@ func TestE2EUnreachableAtStart(t *testing.T) {
 // the data in; a wrong one is refused, reported and counted.
 func TestE2EAuth(t *testing.T) {
 	const token = "right-token"
+	peer := testpeer.StartCollector(t, testpeer.CollectorOptions{BearerToken: token})
 	for _, tc := range []struct {
 		protocol otlp.Protocol
 		kind     string
 	}{{otlp.ProtocolGRPC, "unauthenticated"}, {otlp.ProtocolHTTP, "http_401"}} {
 		t.Run(string(tc.protocol), func(t *testing.T) {
-			peer := testpeer.StartCollector(t, testpeer.CollectorOptions{BearerToken: token})
 			ctx := context.Background()
-
-			good := newE2EExporter(t, tc.protocol, peer, otlp.WithInterval(time.Hour),
+			goodID, badID := "orch-good-"+string(tc.protocol), "orch-bad-"+string(tc.protocol)
+			good := newE2EExporter(t, tc.protocol, endpoint(peer, tc.protocol), otlp.WithInterval(time.Hour),
 				otlp.WithHeaders(map[string]string{"Authorization": "Bearer " + token}))
-			gc := newE2ECollector(t, good)
-			if err := gc.RecordTokenUsage(ctx, "orch-good", "model-a", 5); err != nil {
+			gc := newE2ECollector(t, good, "e2e-auth-good")
+			if err := gc.RecordTokenUsage(ctx, goodID, "model-a", 5); err != nil {
 				t.Fatal(err)
 			}
 			if err := gc.Flush(ctx); err != nil {
 				t.Fatalf("Flush with the right token: %v", err)
 			}
-			p := peer.WaitForPoint(e2eWait, schema.TokensUsed, map[string]string{"orchestrator_id": "orch-good", "model": "model-a"}, nil)
-			if got := p.Number.AsInt; got == nil || *got != 5 {
-				t.Errorf("%s = %v, want 5", schema.TokensUsed, got)
+			p := peer.WaitForPoint(e2eWait, schema.TokensUsed, map[string]string{"orchestrator_id": goodID, "model": "model-a"}, nil)
+			if got, ok := p.Int(); !ok || got != 5 {
+				t.Errorf("%s = %v, want 5", schema.TokensUsed, p.Number.GetValue())
 			}
 
 			var logs syncBuffer
-			bad := newE2EExporter(t, tc.protocol, peer, otlp.WithInterval(time.Hour),
+			bad := newE2EExporter(t, tc.protocol, endpoint(peer, tc.protocol), otlp.WithInterval(time.Hour),
 				otlp.WithHeaders(map[string]string{"Authorization": "Bearer wrong-token"}),
 				otlp.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
-			bc := newE2ECollector(t, bad)
-			if err := bc.RecordTokenUsage(ctx, "orch-bad", "model-a", 6); err != nil {
+			bc := newE2ECollector(t, bad, "e2e-auth-bad")
+			if err := bc.RecordTokenUsage(ctx, badID, "model-a", 6); err != nil {
 				t.Fatal(err)
 			}
 			if err := bc.Flush(ctx); err == nil {
@@ -312,131 +352,136 @@ func TestE2EAuth(t *testing.T) {
 			}
 			// The good exporter's next push proves the Collector is still
 			// writing, and the refused data is not there.
-			if err := gc.RecordTokenUsage(ctx, "orch-good", "model-a", 1); err != nil {
+			if err := gc.RecordTokenUsage(ctx, goodID, "model-a", 1); err != nil {
 				t.Fatal(err)
 			}
 			if err := gc.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
-			peer.WaitForPoint(e2eWait, schema.TokensUsed, map[string]string{"orchestrator_id": "orch-good", "model": "model-a"},
-				func(p testpeer.Point) bool { return p.Number.AsInt != nil && *p.Number.AsInt == 6 })
-			if _, ok := peer.LastPoint(schema.TokensUsed, map[string]string{"orchestrator_id": "orch-bad", "model": "model-a"}); ok {
+			peer.WaitForPoint(e2eWait, schema.TokensUsed, map[string]string{"orchestrator_id": goodID, "model": "model-a"},
+				func(p testpeer.Point) bool { return intValue(p) == 6 })
+			if _, ok := peer.LastPoint(schema.TokensUsed, map[string]string{"orchestrator_id": badID, "model": "model-a"}); ok {
 				t.Error("data pushed with the wrong token arrived")
 			}
 		})
 	}
 }
 
-// TestE2EOutage: the Collector is stopped for several export intervals
-// while eight goroutines keep recording, then restarted. With cumulative
-// temporality the totals read back equal exactly what was recorded; with
-// delta, what the failed exports carried is lost, and the test reports how
-// much. Record latency is measured before, during and after the outage.
+// TestE2EOutage: the Collector is stopped for several export intervals,
+// then restarted, while three Collectors of this library push to it:
+//
+//   - two with cumulative temporality (gRPC and HTTP), whose eight
+//     goroutines keep recording through the outage: the totals read back at
+//     the end equal exactly what was recorded, and recording went on while
+//     the exports failed;
+//   - one with delta temporality (gRPC, no retries), driven interval by
+//     interval: each interval's records are complete before its Flush, so a
+//     ledger knows each export's exact delta. Every export while the
+//     Collector is up must arrive as one point of exactly its delta, every
+//     one while it is down must fail, and nothing else may arrive.
+//
+// Record latency is measured before, during and after the outage and only
+// logged: a timing on a loaded machine is no assertion.
 func TestE2EOutage(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		protocol    otlp.Protocol
-		temporality otlp.Temporality
-	}{
-		{"cumulative/grpc", otlp.ProtocolGRPC, otlp.Cumulative},
-		{"cumulative/http", otlp.ProtocolHTTP, otlp.Cumulative},
-		{"delta/grpc", otlp.ProtocolGRPC, otlp.Delta},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			peer := testpeer.StartCollector(t, testpeer.CollectorOptions{})
-			exp := newE2EExporter(t, tc.protocol, peer, otlp.WithTemporality(tc.temporality),
-				otlp.WithInterval(outageInterval), otlp.WithTimeout(500*time.Millisecond))
-			c := newE2ECollector(t, exp)
+	peer := testpeer.StartCollector(t, testpeer.CollectorOptions{})
+	type run struct {
+		name string
+		exp  *otlp.Exporter
+		c    *otelcollector.Collector
+		w    *workload
+		// FailedExports when the outage began.
+		failedBefore int64
+	}
+	var runs []*run
+	for _, protocol := range protocols {
+		name := "outage-cumulative-" + string(protocol)
+		exp := newE2EExporter(t, protocol, endpoint(peer, protocol), otlp.WithTemporality(otlp.Cumulative),
+			otlp.WithInterval(outageInterval), otlp.WithTimeout(500*time.Millisecond))
+		c := newE2ECollector(t, exp, name)
+		runs = append(runs, &run{name: name, exp: exp, c: c, w: startWorkload(t, c, name)})
+	}
+	d := newDeltaLedger(t, peer)
 
-			w := startWorkload(t, c)
-			// Up: wait for a first delivery.
-			peer.WaitForPoint(e2eWait, schema.TokensUsed, w.attrs(0), nil)
-			time.Sleep(500 * time.Millisecond)
+	// Up: a first delivery from each, and delta exports that all succeed.
+	for _, r := range runs {
+		peer.WaitForPoint(e2eWait, schema.TokensUsed, r.w.attrs(0), nil)
+	}
+	d.intervals(t, "before", 3)
 
-			w.phase.Store(phaseOutage)
-			peer.Stop()
-			failedBefore := exp.FailedExports()
-			time.Sleep(outageDuration)
-			failedOutage := exp.FailedExports() - failedBefore
-
-			w.phase.Store(phaseAfter)
-			peer.Restart()
-			restarted := uint64(time.Now().UnixNano())
-			// Keep recording until an export reaches the new process.
-			peer.WaitForPoint(e2eWait, schema.TokensUsed, w.attrs(0), func(p testpeer.Point) bool {
-				return p.Number.TimeUnixNano > restarted
-			})
-			time.Sleep(300 * time.Millisecond)
-			w.stop()
-
-			closing := uint64(time.Now().UnixNano())
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := c.Close(ctx); err != nil {
-				t.Fatalf("Close: %v", err)
+	for _, r := range runs {
+		r.w.phase.Store(phaseOutage)
+		r.failedBefore = r.exp.FailedExports()
+	}
+	peer.Stop()
+	d.intervals(t, "outage", 3)
+	for _, r := range runs {
+		testpeer.Eventually(t, e2eWait, func() error {
+			if n := r.exp.FailedExports() - r.failedBefore; n < 2 {
+				return fmt.Errorf("%s: %d exports failed since the Collector stopped, want >= 2", r.name, n)
 			}
-			// The self-metric rides in every export: its point from the
-			// final export marks that the whole file is there.
-			peer.WaitForPoint(e2eWait, schema.OTLPFailedExports, nil, func(p testpeer.Point) bool {
-				return p.Number.TimeUnixNano >= closing
-			})
-
-			lat := w.latencies()
-			for _, ph := range []int32{phaseBefore, phaseOutage, phaseAfter} {
-				t.Logf("record latency %-7s n=%-6d p50=%v p99=%v max=%v", phaseNames[ph], len(lat[ph]),
-					quantile(lat[ph], 0.5), quantile(lat[ph], 0.99), quantile(lat[ph], 1))
-			}
-			t.Logf("exports failed during the %v outage: %d (interval %v); FailedExports total %d",
-				outageDuration, failedOutage, outageInterval, exp.FailedExports())
-			if failedOutage < 1 {
-				t.Errorf("no export failed during the outage")
-			}
-			// Not blocked: during the outage the median record stays at
-			// its normal level, and no record waits for an export.
-			if p50b, p50o := quantile(lat[phaseBefore], 0.5), quantile(lat[phaseOutage], 0.5); p50o > 5*p50b+50*time.Microsecond {
-				t.Errorf("median record latency %v during the outage, %v before", p50o, p50b)
-			}
-			if mx := quantile(lat[phaseOutage], 1); mx >= 250*time.Millisecond {
-				t.Errorf("a record took %v during the outage", mx)
-			}
-
-			rms, err := peer.Metrics()
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range workloadOrchestrators {
-				attrs := w.attrs(i)
-				want := w.tokens[i].Load()
-				var got int64
-				if tc.temporality == otlp.Cumulative {
-					p, ok := peer.LastPoint(schema.TokensUsed, attrs)
-					if !ok {
-						t.Fatalf("no %s%v", schema.TokensUsed, attrs)
-					}
-					got = *p.Number.AsInt
-					if got != want {
-						t.Errorf("%s%v = %d, recorded %d", schema.TokensUsed, attrs, got, want)
-					}
-					h, _ := peer.LastPoint(schema.MessageLatency, map[string]string{"orchestrator_id": attrs["orchestrator_id"]})
-					if h.Histogram == nil || int64(h.Histogram.Count) != w.messages[i].Load() {
-						t.Errorf("%s count for %s = %v, recorded %d", schema.MessageLatency, attrs["orchestrator_id"], h.Histogram, w.messages[i].Load())
-					}
-				} else {
-					got = sumPoints(rms, schema.TokensUsed, attrs)
-					if got > want {
-						t.Errorf("%s%v: received %d, more than the %d recorded", schema.TokensUsed, attrs, got, want)
-					}
-				}
-				t.Logf("%s %s: recorded %d, received %d, lost %d (%.2f%%)", tc.name, attrs["orchestrator_id"],
-					want, got, want-got, 100*float64(want-got)/float64(want))
-			}
+			return nil
 		})
 	}
+
+	for _, r := range runs {
+		r.w.phase.Store(phaseAfter)
+	}
+	peer.Restart()
+	restarted := uint64(time.Now().UnixNano())
+	// Keep recording until an export reaches the new process.
+	for _, r := range runs {
+		peer.WaitForPoint(e2eWait, schema.TokensUsed, r.w.attrs(0), func(p testpeer.Point) bool {
+			return p.TimeUnixNano() > restarted
+		})
+	}
+	d.reconnect(t)
+	d.intervals(t, "after", 3)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, r := range runs {
+		r.w.stop()
+		if err := r.c.Close(ctx); err != nil {
+			t.Fatalf("%s: Close: %v", r.name, err)
+		}
+	}
+
+	for _, r := range runs {
+		lat := r.w.latencies()
+		for ph := range phaseNames {
+			t.Logf("%s: record latency %-7s n=%-6d p50=%v p99=%v max=%v", r.name, phaseNames[ph], len(lat[ph]),
+				quantile(lat[ph], 0.5), quantile(lat[ph], 0.99), quantile(lat[ph], 1))
+			// Not blocked: recording went on in every phase, the outage
+			// included.
+			if len(lat[ph]) == 0 {
+				t.Errorf("%s: nothing was recorded %s the outage", r.name, phaseNames[ph])
+			}
+		}
+		t.Logf("%s: exports failed during the outage: %d (interval %v); FailedExports total %d",
+			r.name, r.exp.FailedExports()-r.failedBefore, outageInterval, r.exp.FailedExports())
+		// Close delivered the final totals: exactly what was recorded.
+		for i := range workloadOrchestrators {
+			attrs := r.w.attrs(i)
+			id := attrs["orchestrator_id"]
+			want, wantMessages := r.w.tokens[i].Load(), r.w.messages[i].Load()
+			testpeer.Eventually(t, e2eWait, func() error {
+				p, ok := peer.LastPoint(schema.TokensUsed, attrs)
+				if got := intValue(p); !ok || got != want {
+					return fmt.Errorf("%s%v = %d (found %v), recorded %d", schema.TokensUsed, attrs, got, ok, want)
+				}
+				h, _ := peer.LastPoint(schema.MessageLatency, map[string]string{"orchestrator_id": id})
+				if got := h.Histogram.GetCount(); int64(got) != wantMessages {
+					return fmt.Errorf("%s count for %s = %d, recorded %d", schema.MessageLatency, id, got, wantMessages)
+				}
+				return nil
+			})
+		}
+	}
+	d.check(t, peer)
 }
 
 const (
 	outageInterval        = 250 * time.Millisecond
-	outageDuration        = 2 * time.Second
 	workloadGoroutines    = 8
 	workloadOrchestrators = 4
 )
@@ -447,11 +492,12 @@ const (
 	phaseAfter
 )
 
-var phaseNames = []string{"before", "outage", "after"}
+var phaseNames = []string{"before", "during", "after"}
 
 // workload records from many goroutines and keeps exact totals of what it
 // recorded, and the latency of each RecordTokenUsage call by phase.
 type workload struct {
+	prefix   string
 	phase    atomic.Int32
 	tokens   [workloadOrchestrators]atomic.Int64
 	messages [workloadOrchestrators]atomic.Int64
@@ -462,8 +508,10 @@ type workload struct {
 	lat  [3][]time.Duration
 }
 
-func startWorkload(t *testing.T, c *otelcollector.Collector) *workload {
-	w := &workload{done: make(chan struct{})}
+// startWorkload records for the orchestrators prefix-0 … prefix-3 until
+// stopped.
+func startWorkload(t *testing.T, c *otelcollector.Collector, prefix string) *workload {
+	w := &workload{prefix: prefix, done: make(chan struct{})}
 	for g := range workloadGoroutines {
 		w.wg.Add(1)
 		go func() {
@@ -478,7 +526,7 @@ func startWorkload(t *testing.T, c *otelcollector.Collector) *workload {
 			}()
 			ctx := context.Background()
 			o := g % workloadOrchestrators
-			id := fmt.Sprintf("orch-%d", o)
+			id := w.attrs(o)["orchestrator_id"]
 			for i := 0; ; i++ {
 				select {
 				case <-w.done:
@@ -518,7 +566,7 @@ func (w *workload) stop() {
 }
 
 func (w *workload) attrs(o int) map[string]string {
-	return map[string]string{"orchestrator_id": fmt.Sprintf("orch-%d", o), "model": "model-a"}
+	return map[string]string{"orchestrator_id": fmt.Sprintf("%s-%d", w.prefix, o), "model": "model-a"}
 }
 
 func (w *workload) latencies() [3][]time.Duration {
@@ -538,51 +586,137 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[int(q*float64(len(sorted)-1))]
 }
 
-// sumPoints adds up every point of the sum name with attrs in the file: the
-// total received under delta temporality.
-func sumPoints(rms []testpeer.ResourceMetrics, name string, attrs map[string]string) int64 {
-	var total int64
-	for _, rm := range rms {
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				if m.Name != name || m.Sum == nil {
-					continue
+// deltaLedger drives a delta-temporality Collector of this library one
+// export at a time and records what each export carried.
+type deltaLedger struct {
+	c     *otelcollector.Collector
+	attrs map[string]string
+	// delivered holds, in order, the delta of each export that succeeded.
+	delivered []int64
+	lost      int64
+	step      int64
+}
+
+func newDeltaLedger(t *testing.T, peer *testpeer.Collector) *deltaLedger {
+	// Without retries a failed export is given up at once; the periodic
+	// exports (hourly) never run, so each Flush is one export.
+	exp := newE2EExporter(t, otlp.ProtocolGRPC, peer.GRPCEndpoint(), otlp.WithTemporality(otlp.Delta),
+		otlp.WithInterval(time.Hour), otlp.WithRetry(false))
+	return &deltaLedger{
+		c:     newE2ECollector(t, exp, "outage-delta-grpc"),
+		attrs: map[string]string{"orchestrator_id": "outage-delta-0", "model": "model-a"},
+	}
+}
+
+// interval records from workloadGoroutines goroutines, waits for them, and
+// flushes: one export carrying exactly what they recorded. It returns the
+// Flush error.
+func (d *deltaLedger) interval(t *testing.T) error {
+	t.Helper()
+	var (
+		wg    sync.WaitGroup
+		total atomic.Int64
+	)
+	ctx := context.Background()
+	for range workloadGoroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 25 {
+				n := 1 + atomic.AddInt64(&d.step, 1)%7
+				if err := d.c.RecordTokenUsage(ctx, d.attrs["orchestrator_id"], "model-a", n); err != nil {
+					t.Errorf("RecordTokenUsage: %v", err)
+					return
 				}
-				for _, dp := range m.Sum.DataPoints {
-					if dp.AsInt != nil && sameAttrs(testpeer.Attrs(dp.Attributes), attrs) {
-						total += *dp.AsInt
-					}
-				}
+				total.Add(n)
 			}
-		}
+		}()
 	}
-	return total
+	wg.Wait()
+	err := d.c.Flush(ctx)
+	if err == nil {
+		d.delivered = append(d.delivered, total.Load())
+	} else {
+		d.lost += total.Load()
+	}
+	return err
 }
 
-func sameAttrs(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range b {
-		if a[k] != v {
-			return false
+// intervals runs n intervals in a phase: each must succeed while the
+// Collector is up, and fail while it is down.
+func (d *deltaLedger) intervals(t *testing.T, phase string, n int) {
+	t.Helper()
+	for i := range n {
+		err := d.interval(t)
+		switch {
+		case phase == "outage" && err == nil:
+			t.Errorf("delta: export %d while the Collector was down succeeded", i)
+		case phase != "outage" && err != nil:
+			t.Fatalf("delta: export %d %s the outage failed: %v", i, phase, err)
 		}
 	}
-	return true
 }
 
-func scrape(t *testing.T, url string) map[string]*dto.MetricFamily {
+// reconnect runs intervals until one succeeds: the gRPC connection comes
+// back after a back-off of its own. What the failed ones carried is lost.
+func (d *deltaLedger) reconnect(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(e2eWait)
+	for d.interval(t) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("delta: no export succeeded within %v of the restart", e2eWait)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// check: the file holds one delta point per successful export, in order,
+// each exactly that export's delta, and nothing else.
+func (d *deltaLedger) check(t *testing.T, peer *testpeer.Collector) {
+	t.Helper()
+	var got []int64
+	testpeer.Eventually(t, e2eWait, func() error {
+		got = got[:0]
+		for _, p := range peer.Points(schema.TokensUsed, d.attrs) {
+			if tm := p.Metric.GetSum().GetAggregationTemporality(); tm != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
+				return fmt.Errorf("delta: a point with temporality %v", tm)
+			}
+			got = append(got, intValue(p))
+		}
+		if len(got) < len(d.delivered) {
+			return fmt.Errorf("delta: %d of %d exports arrived", len(got), len(d.delivered))
+		}
+		return nil
+	})
+	if !slices.Equal(got, d.delivered) {
+		t.Errorf("delta: points received %v, exports that succeeded carried %v", got, d.delivered)
+	}
+	var sum int64
+	for _, v := range d.delivered {
+		sum += v
+	}
+	t.Logf("delta: %d exports delivered %d tokens exactly; %d tokens went with the failed exports", len(d.delivered), sum, d.lost)
+}
+
+// scrape returns what url serves once it holds the tokens series with
+// tokenAttrs.
+func scrape(t *testing.T, url string, tokenAttrs map[string]string) map[string]*dto.MetricFamily {
 	t.Helper()
 	var families map[string]*dto.MetricFamily
-	testpeer.WaitFor(t, e2eWait, func() bool {
+	testpeer.Eventually(t, e2eWait, func() error {
 		resp, err := http.Get(url)
 		if err != nil {
-			return false
+			return err
 		}
 		defer resp.Body.Close()
 		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err = parser.TextToMetricFamilies(resp.Body)
-		return err == nil && families["orchestrator_tokens_used_total"] != nil
+		if families, err = parser.TextToMetricFamilies(resp.Body); err != nil {
+			return err
+		}
+		if _, ok := sampleValue(families, "orchestrator_tokens_used_total", tokenAttrs); !ok {
+			return fmt.Errorf("no orchestrator_tokens_used_total%v yet", tokenAttrs)
+		}
+		return nil
 	})
 	return families
 }

@@ -1,28 +1,28 @@
-// Package testpeer starts real peers (a Prometheus server, an OpenTelemetry
-// Collector) on loopback for end-to-end tests, and reads back what they
-// received. It is test support: every function takes a testing.TB.
 package testpeer
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
+// listeningLog matches the line in which Prometheus (2.42, through the
+// exporter toolkit) names the address it bound, port 0 resolved.
+var listeningLog = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+
 // Prometheus is a prometheus server started for one test.
 type Prometheus struct {
 	URL string // base URL of its HTTP API, http://127.0.0.1:port
-	log string
 }
 
 // PrometheusOptions configures StartPrometheus.
@@ -35,31 +35,13 @@ type PrometheusOptions struct {
 	MetricsPath string
 }
 
-// LookBinary finds a peer binary: the env variable envVar, else name on
-// PATH. When it is missing the test fails if CI=true (a missing peer must
-// not pass silently in CI) and is skipped otherwise.
-func LookBinary(t testing.TB, envVar, name, hint string) string {
-	t.Helper()
-	if p := os.Getenv(envVar); p != "" {
-		return p
-	}
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	msg := fmt.Sprintf("%s not found (set %s or install it: %s)", name, envVar, hint)
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-// StartPrometheus starts prometheus on a free 127.0.0.1 port with a
-// generated config scraping opts.Targets every second, and waits until it is
-// ready. It is stopped when the test ends.
+// StartPrometheus starts prometheus on 127.0.0.1, port 0 (it logs the port
+// it got), with a generated config scraping opts.Targets every second, and
+// waits until it is ready. It is stopped when the test ends, and its log
+// tail is printed if the test failed.
 func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 	t.Helper()
-	bin := LookBinary(t, "PROMETHEUS_BIN", "prometheus", "apt-get install prometheus")
+	bin := LookBinary(t, "PROMETHEUS_BIN", "prometheus", "install the prometheus package")
 	dir := t.TempDir()
 	path := opts.MetricsPath
 	if path == "" {
@@ -86,38 +68,37 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		t.Fatal(err)
 	}
 
-	addr := FreeAddr(t)
 	logPath := filepath.Join(dir, "prometheus.log")
-	logf, err := os.Create(logPath)
+	proc, err := startProcess(bin, []string{
+		"--config.file=" + cfgPath,
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:0",
+		"--log.level=info",
+	}, logPath)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("testpeer: prometheus: %v", err)
 	}
-	cmd := exec.Command(bin,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-		"--log.level=warn",
-	)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting prometheus: %v", err)
-	}
-	p := &Prometheus{URL: "http://" + addr, log: logPath}
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
+		if exitedBefore, err := proc.stop(); exitedBefore || err != nil {
+			t.Errorf("testpeer: prometheus (exited on its own: %v): %v", exitedBefore, err)
 		}
-		logf.Close()
 		if t.Failed() {
-			p.dumpLog(t)
+			logTail(t, logPath)
 		}
 	})
+	var addr string
+	err = proc.waitReady(30*time.Second, func(log []byte) error {
+		m := listeningLog.FindSubmatch(log)
+		if m == nil {
+			return fmt.Errorf("log names no listen address yet")
+		}
+		addr = string(m[1])
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("testpeer: prometheus: %v", err)
+	}
+	p := &Prometheus{URL: "http://" + addr}
 	Eventually(t, 30*time.Second, func() error {
 		resp, err := http.Get(p.URL + "/-/ready")
 		if err != nil {
@@ -130,14 +111,6 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		return nil
 	})
 	return p
-}
-
-func (p *Prometheus) dumpLog(t testing.TB) {
-	b, _ := os.ReadFile(p.log)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	t.Logf("prometheus log tail:\n%s", b)
 }
 
 // Sample is one series of an instant query result.
@@ -187,40 +160,11 @@ func (p *Prometheus) Query(expr string) ([]Sample, error) {
 	return out, nil
 }
 
-// Eventually calls f until it returns nil or timeout passes, then fails the
-// test with f's last error. It polls every 100 ms.
-func Eventually(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not true after %v: %v", timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// FreeAddr returns a 127.0.0.1 address with a port that was free a moment
-// ago.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // Promtool runs `promtool args...` with stdin and returns its combined
 // output and error.
 func Promtool(t testing.TB, stdin []byte, args ...string) ([]byte, error) {
 	t.Helper()
-	bin := LookBinary(t, "PROMTOOL_BIN", "promtool", "apt-get install prometheus")
+	bin := LookBinary(t, "PROMTOOL_BIN", "promtool", "install the prometheus package")
 	cmd := exec.Command(bin, args...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	return cmd.CombinedOutput()

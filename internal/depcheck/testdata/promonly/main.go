@@ -1,5 +1,5 @@
 // Command promonly is the smallest program that pulls with the Prometheus
-// exporter and never pushes; deps_test.go checks that it links no gRPC.
+// exporter and never pushes; internal/depcheck checks that it links no gRPC.
 package main
 
 import (

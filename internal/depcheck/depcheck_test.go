@@ -1,23 +1,24 @@
-package otlp_test
+package depcheck_test
 
 import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/wundr-io/orchestrator-otel/internal/testpeer"
 )
 
 const grpcModule = "google.golang.org/grpc"
 
-// TestPrometheusOnlyLinksNoGRPC: gRPC arrives only with this package. A
+// TestPrometheusOnlyLinksNoGRPC: gRPC arrives only with exporters/otlp. A
 // program that pulls with exporters/prometheus (the quickstart, and the
-// smallest such program in testdata) must not depend on it, while this
-// package must (which shows the check can fail).
+// smallest such program in testdata) must not depend on it, while
+// exporters/otlp must (which shows the check can fail).
 func TestPrometheusOnlyLinksNoGRPC(t *testing.T) {
-	goBin := goTool(t)
+	goBin := testpeer.GoTool(t)
 	testCases := []struct {
 		name     string
 		pkg      string
@@ -26,8 +27,8 @@ func TestPrometheusOnlyLinksNoGRPC(t *testing.T) {
 		{"testdata prometheus-only program", "./testdata/promonly", false},
 		{"quickstart", "../../examples/quickstart", false},
 		{"otelcollector", "../../otelcollector", false},
-		{"exporters/prometheus", "../prometheus", false},
-		{"exporters/otlp (control)", ".", true},
+		{"exporters/prometheus", "../../exporters/prometheus", false},
+		{"exporters/otlp (control)", "../../exporters/otlp", true},
 	}
 	for _, tc := range testCases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,16 +53,4 @@ func TestPrometheusOnlyLinksNoGRPC(t *testing.T) {
 			}
 		})
 	}
-}
-
-func goTool(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("go tool not found on PATH or in GOROOT: %v", err)
-	}
-	return p
 }
