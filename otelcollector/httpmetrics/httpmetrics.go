@@ -7,8 +7,9 @@
 //	m, err := httpmetrics.New(c, func(r *http.Request) string { return r.Header.Get("X-Orchestrator-ID") })
 //	mux.Handle("/v1/messages", m.Handler(messages))
 //
-// It lives beside otelcollector, and imports only it and net/http, so that a
-// program gets it without linking anything more.
+// It lives beside otelcollector and imports only otelcollector, the standard
+// library and go.opentelemetry.io/otel, all of which otelcollector links
+// already, so that a program gets it without linking anything more.
 //
 // # Metrics emitted
 //
