@@ -30,8 +30,11 @@ const HistogramMaxSize = 640
 //   - up-down counters (active sessions) are histograms with the single
 //     bound 0, so that their +1 and -1 measurements are counted apart: the
 //     bucket (-inf, 0] counts session ends and (0, +inf) session starts.
-func NewReader() *sdkmetric.ManualReader {
-	return sdkmetric.NewManualReader(sdkmetric.WithAggregationSelector(selectAggregation))
+//
+// opts are added after the aggregation selector (the Collector gives a
+// temporality selector).
+func NewReader(opts ...sdkmetric.ManualReaderOption) *sdkmetric.ManualReader {
+	return sdkmetric.NewManualReader(append([]sdkmetric.ManualReaderOption{sdkmetric.WithAggregationSelector(selectAggregation)}, opts...)...)
 }
 
 // The aggregations of the in-memory reader that differ from the defaults.
