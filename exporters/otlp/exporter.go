@@ -21,6 +21,7 @@ type Exporter struct {
 	reader   *sdkmetric.PeriodicReader
 	exporter *countingExporter
 	protocol Protocol
+	producer *lateProducer // the Collector's recorded series (producer.go)
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -70,7 +71,9 @@ func New(ctx context.Context, opts ...Option) (*Exporter, error) {
 	}
 
 	ce := &countingExporter{Exporter: inner, log: newFailureLog(cfg)}
+	producer := &lateProducer{}
 	ropts := []sdkmetric.PeriodicReaderOption{
+		sdkmetric.WithProducer(producer),
 		sdkmetric.WithProducer(newFailedProducer(ce, cfg.now)),
 	}
 	if cfg.interval > 0 {
@@ -83,6 +86,7 @@ func New(ctx context.Context, opts ...Option) (*Exporter, error) {
 		reader:   sdkmetric.NewPeriodicReader(ce, ropts...),
 		exporter: ce,
 		protocol: cfg.protocol,
+		producer: producer,
 	}, nil
 }
 

@@ -23,6 +23,7 @@ type Exporter struct {
 	reader   *reader
 	inner    promclient.Collector // the OTel exporter's collector
 	registry *promclient.Registry // what Handler serves
+	producer *lateProducer        // the Collector's recorded series (producer.go)
 	handler  http.Handler
 
 	// claim is registered on every registerer in claimedOn.
@@ -79,7 +80,9 @@ func New(opts ...Option) (*Exporter, error) {
 	// Underscore escaping with suffixes turns the OTel names and units of
 	// internal/schema into the exact legacy Prometheus names.
 	captured := &capture{}
+	producer := &lateProducer{}
 	popts := []otelprom.Option{
+		otelprom.WithProducer(producer),
 		otelprom.WithRegisterer(captured),
 		otelprom.WithTranslationStrategy(strategy),
 	}
@@ -98,7 +101,7 @@ func New(opts ...Option) (*Exporter, error) {
 		return nil, err
 	}
 
-	e := &Exporter{inner: captured.c, claim: cl}
+	e := &Exporter{inner: captured.c, claim: cl, producer: producer}
 	e.reader = &reader{Exporter: inner, e: e}
 	if err := e.register(cfg.registerer); err != nil {
 		return nil, err
