@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/runtime"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -16,7 +17,6 @@ import (
 	"github.com/wundr-io/orchestrator-otel/internal/schema"
 	"github.com/wundr-io/orchestrator-otel/internal/selfobs"
 	"github.com/wundr-io/orchestrator-otel/internal/stats"
-	"github.com/wundr-io/orchestrator-otel/internal/validate"
 )
 
 // defaultShutdownTimeout bounds Flush and Close when their context has no
@@ -29,22 +29,38 @@ const levelDebug = slog.LevelDebug
 
 // Collector records the orchestrator metrics. Create it with New; all of its
 // methods are safe for concurrent use.
+//
+// It runs two MeterProviders. The recording provider holds the instruments
+// the record methods write to; its store reader and statistics reader have
+// delta temporality, so the SDK drops its state of a series at each
+// collection and the Collector's stores (store.go) keep the cumulative
+// state, which ForgetOrchestrator can delete from. The export provider
+// holds no synchronous instrument: the readers of exporters that implement
+// ProducerExporter are registered there and read the store as a Producer,
+// beside the observable instruments (gauges, the Collector's own counters,
+// atomic-mode counters, runtime metrics) created on both providers with
+// the same callbacks. Readers given with WithReader, and exporters that do
+// not implement ProducerExporter, are registered on the recording provider
+// and read the SDK's own state, as the SDK keeps it.
 type Collector struct {
-	provider  *sdkmetric.MeterProvider
-	exporters []Exporter
-	logger    *slog.Logger
-	statsRdr  *sdkmetric.ManualReader
-	stats     *statsSampler // AggregatedStats (stats.go)
+	provider    *sdkmetric.MeterProvider // export provider
+	recProvider *sdkmetric.MeterProvider // recording provider
+	exporters   []Exporter
+	readers     []sdkmetric.Reader // every reader given, for the sharing check
+	logger      *slog.Logger
+	store       *store        // cumulative state read by the exporters
+	statsRdr    *store        // cumulative state read by the statistics
+	stats       *statsSampler // AggregatedStats (stats.go)
 
 	// The counters and their series (counters.go).
 	sessions, tokens, tools, delegations, errorsCtr *counter
-	counterReg                                      metric.Registration
+	counterList                                     []*counter
 
 	latency       metric.Float64Histogram
-	latencySeries *series[[]metric.RecordOption]
+	latencySeries *series[*latencyEntry]
 
-	gauges   gaugeState
-	callback metric.Registration
+	gauges gaugeState
+	regs   []metric.Registration // callbacks, unregistered by Close
 
 	rejected selfobs.Rejections
 
@@ -57,7 +73,7 @@ type Collector struct {
 	closeErr  error
 }
 
-// New creates a Collector: one MeterProvider with the given readers and
+// New creates a Collector: its MeterProviders with the given readers and
 // exporters plus an in-memory reader, and the eight instruments. With no
 // exporter New still works; records then reach only the in-memory reader.
 //
@@ -72,55 +88,114 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	if err != nil {
 		return nil, err
 	}
+	now := cfg.now
+	if now == nil {
+		now = time.Now
+	}
 
 	c := &Collector{
 		exporters: cfg.exporters,
 		logger:    cfg.logger,
-		statsRdr:  stats.NewReader(),
 	}
+	c.store = newStore(sdkmetric.NewManualReader(deltaReaderOptions(true, nil)...), cfg.cardinalityLimit, time.Now)
+	c.statsRdr = newStore(stats.NewReader(deltaReaderOptions(false, nil)[0]), cfg.cardinalityLimit, time.Now)
 
 	res := cfg.resource
 	if res == nil {
 		res = resource.Default()
 	}
-	popts := []sdkmetric.Option{
-		sdkmetric.WithResource(res),
-		sdkmetric.WithCardinalityLimit(max(cfg.cardinalityLimit, minSDKCardinalityLimit)),
-		sdkmetric.WithReader(c.statsRdr),
+	limit := sdkmetric.WithCardinalityLimit(max(cfg.cardinalityLimit, minSDKCardinalityLimit))
+	recOpts := []sdkmetric.Option{
+		sdkmetric.WithResource(res), limit,
+		sdkmetric.WithReader(c.store.rdr),
+		sdkmetric.WithReader(c.statsRdr.rdr),
 		stats.NoExemplarsView(),
 	}
+	if len(cfg.views) > 0 {
+		recOpts = append(recOpts, sdkmetric.WithView(cfg.views...))
+	}
+	expOpts := []sdkmetric.Option{sdkmetric.WithResource(res), limit}
+	userReaders := 0
 	for _, r := range cfg.readers {
-		popts = append(popts, sdkmetric.WithReader(r))
+		recOpts = append(recOpts, sdkmetric.WithReader(r))
+		userReaders++
 	}
 	for _, e := range cfg.exporters {
-		popts = append(popts, sdkmetric.WithReader(e.Reader()))
+		if pe, ok := e.(ProducerExporter); ok {
+			if err := pe.SetProducer(c.store.producer(pe.Temporality)); err != nil {
+				return nil, fmt.Errorf("%w: exporter %T: %w", ErrInvalidOption, e, err)
+			}
+			expOpts = append(expOpts, sdkmetric.WithReader(e.Reader()))
+			continue
+		}
+		recOpts = append(recOpts, sdkmetric.WithReader(e.Reader()))
+		userReaders++
 	}
-	c.provider = sdkmetric.NewMeterProvider(popts...)
+	c.recProvider = sdkmetric.NewMeterProvider(recOpts...)
+	c.provider = sdkmetric.NewMeterProvider(expOpts...)
 
-	if err := c.createInstruments(cfg); err != nil {
+	if err := c.createInstruments(cfg, userReaders > 0); err != nil {
 		// Release the readers we were handed; the error says what failed.
-		return nil, errors.Join(err, c.provider.Shutdown(ctx))
+		return nil, errors.Join(err, c.provider.Shutdown(ctx), c.recProvider.Shutdown(ctx))
 	}
 	c.startStats(cfg)
 	return c, nil
 }
 
-func (c *Collector) createInstruments(cfg config) error {
-	m := c.provider.Meter(schema.MeterName)
+func (c *Collector) createInstruments(cfg config, recReaders bool) error {
+	m := c.recProvider.Meter(schema.MeterName)
 	var err, e error
 
 	err = errors.Join(err, c.createCounters(m, cfg))
 	err = errors.Join(err, c.createGenAI(m, cfg), c.startRuntime(cfg))
+	if cfg.runtimeMetrics && recReaders {
+		// startRuntime registers on the export provider; the readers on the
+		// recording provider get the runtime metrics from a second copy.
+		if e := runtime.Start(runtime.WithMeterProvider(c.recProvider)); e != nil {
+			err = errors.Join(err, fmt.Errorf("otelcollector: starting runtime metrics: %w", e))
+		}
+	}
 	c.latency, e = m.Float64Histogram(schema.MessageLatency,
 		metric.WithUnit(schema.UnitSeconds), metric.WithDescription(schema.DescMessageLatency),
 		metric.WithExplicitBucketBoundaries(cfg.latencyBuckets...))
 	err = errors.Join(err, e)
+	if err != nil {
+		return fmt.Errorf("otelcollector: creating instruments: %w", err)
+	}
 
-	load, e := m.Float64ObservableGauge(schema.NodeLoad, metric.WithDescription(schema.DescNodeLoad))
-	err = errors.Join(err, e)
-	budget, e := m.Float64ObservableGauge(schema.BudgetUtilization,
-		metric.WithUnit(schema.UnitPercent), metric.WithDescription(schema.DescBudgetUtilization))
-	err = errors.Join(err, e)
+	limit := cfg.cardinalityLimit
+	c.latencySeries = newLimitedSeries(limit, newLatencyEntry, field{schema.KeyOrchestratorID, "orchestratorID"})
+	c.gauges.init(limit)
+
+	// The observable instruments go on both providers, with the same state.
+	// The gauges go on the recording provider only for its own readers:
+	// neither the store nor the statistics read them.
+	if err := c.createObservables(c.recProvider.Meter(schema.MeterName), recReaders); err != nil {
+		return err
+	}
+	return c.createObservables(c.provider.Meter(schema.MeterName), true)
+}
+
+// createObservables creates the gauges, the Collector's own counters and,
+// in atomic mode, the counters' observable instruments on m, and registers
+// their callbacks.
+func (c *Collector) createObservables(m metric.Meter, gauges bool) error {
+	var err, e error
+	if gauges {
+		load, e := m.Float64ObservableGauge(schema.NodeLoad, metric.WithDescription(schema.DescNodeLoad))
+		err = errors.Join(err, e)
+		budget, e := m.Float64ObservableGauge(schema.BudgetUtilization,
+			metric.WithUnit(schema.UnitPercent), metric.WithDescription(schema.DescBudgetUtilization))
+		err = errors.Join(err, e)
+		if err != nil {
+			return fmt.Errorf("otelcollector: creating instruments: %w", err)
+		}
+		reg, err := m.RegisterCallback(c.observeGauges(load, budget), load, budget)
+		if err != nil {
+			return fmt.Errorf("otelcollector: registering gauge callback: %w", err)
+		}
+		c.regs = append(c.regs, reg)
+	}
 	rejected, e := m.Int64ObservableCounter(schema.CollectorRejected,
 		metric.WithUnit(schema.UnitRecords), metric.WithDescription(schema.DescCollectorRejected))
 	err = errors.Join(err, e)
@@ -130,14 +205,17 @@ func (c *Collector) createInstruments(cfg config) error {
 	if err != nil {
 		return fmt.Errorf("otelcollector: creating instruments: %w", err)
 	}
-
-	limit := cfg.cardinalityLimit
-	c.latencySeries = newLimitedSeries(limit, recordOptions, field{schema.KeyOrchestratorID, "orchestratorID"})
-
-	c.gauges.init(limit)
-	c.callback, err = m.RegisterCallback(c.observe(load, budget, rejected, overflowed), load, budget, rejected, overflowed)
+	reg, err := m.RegisterCallback(c.observeSelf(rejected, overflowed), rejected, overflowed)
 	if err != nil {
-		return fmt.Errorf("otelcollector: registering gauge callback: %w", err)
+		return fmt.Errorf("otelcollector: registering callback: %w", err)
+	}
+	c.regs = append(c.regs, reg)
+	reg, err = c.registerAtomicCounters(m)
+	if err != nil {
+		return fmt.Errorf("otelcollector: creating instruments: %w", err)
+	}
+	if reg != nil {
+		c.regs = append(c.regs, reg)
 	}
 	return nil
 }
@@ -150,7 +228,7 @@ func (c *Collector) Flush(ctx context.Context) error {
 	}
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
-	return untilDeadline(ctx, "Flush", c.provider.ForceFlush)
+	return untilDeadline(ctx, "Flush", c.forceFlush)
 }
 
 // Close flushes every reader, shuts the MeterProvider down and then each
@@ -169,7 +247,9 @@ func (c *Collector) Close(ctx context.Context) error {
 		// Shut down before unregistering the callbacks: the readers' final
 		// collection must still observe the gauges and atomic counters.
 		err = errors.Join(err, c.shutdownProvider(ctx))
-		err = errors.Join(err, c.callback.Unregister(), c.unregisterCounters())
+		for _, r := range c.regs {
+			err = errors.Join(err, r.Unregister())
+		}
 		for _, e := range c.exporters {
 			err = errors.Join(err, e.Shutdown(ctx))
 		}
@@ -195,4 +275,8 @@ func (c *Collector) debugEnabled(ctx context.Context) bool {
 	return c.logger.Enabled(ctx, levelDebug)
 }
 
-var _ = validate.OK
+// forceFlush flushes the export provider's readers, then the recording
+// provider's.
+func (c *Collector) forceFlush(ctx context.Context) error {
+	return errors.Join(c.provider.ForceFlush(ctx), c.recProvider.ForceFlush(ctx))
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/wundr-io/orchestrator-otel/internal/schema"
@@ -28,6 +29,20 @@ type Exporter interface {
 	Shutdown(ctx context.Context) error
 }
 
+// ProducerExporter is an Exporter whose reader takes the Collector's
+// recorded series from a Producer the Collector hands it, instead of from
+// the SDK's own instruments. Only such readers stop exporting what
+// ForgetOrchestrator forgets; the exporters in this module's exporters/
+// directory implement it. New calls Temporality to learn which temporality
+// the reader asks for (the Producer then converts the cumulative state),
+// and SetProducer once, before any collection; SetProducer fails if the
+// exporter already has a producer, that is if another Collector uses it.
+type ProducerExporter interface {
+	Exporter
+	Temporality(sdkmetric.InstrumentKind) metricdata.Temporality
+	SetProducer(sdkmetric.Producer) error
+}
+
 // DefaultCardinalityLimit is the number of distinct attribute sets each
 // instrument keeps before further sets are folded into the SDK's overflow
 // series (attribute otel.metric.overflow=true).
@@ -44,6 +59,9 @@ type config struct {
 	genaiMetrics     bool // WithGenAIMetrics (genai.go)
 	runtimeMetrics   bool // WithRuntimeMetrics (runtime.go)
 	errs             []error
+	// views are added to the recording MeterProvider, which holds the
+	// synchronous instruments, for options that change their streams.
+	views []sdkmetric.View
 
 	// Aggregated stats (stats.go). now and statsTick are test hooks: the
 	// clock of the samples and, if set, the channel that drives the sampler

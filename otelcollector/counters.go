@@ -31,7 +31,12 @@ type counterEntry struct {
 	// label set past the cardinality limit; its records are counted in
 	// series.overflowed.
 	overflow bool
+	// dead is set when ForgetOrchestrator removes the entry; a handle
+	// holding it binds its labels again.
+	dead atomic.Bool
 }
+
+func (e *counterEntry) kill() { e.dead.Store(true) }
 
 // adder is the Add method shared by Int64Counter and Int64UpDownCounter.
 type adder interface {
@@ -42,12 +47,12 @@ type adder interface {
 // synchronous mode each record calls the SDK's Add with the series' cached
 // option. In atomic mode (WithAtomicCounters) a record adds to the series'
 // own atomic value, and an observable instrument of the same name, unit and
-// description reports every live series when a reader collects; the SDK then
-// exports the same cumulative sums.
+// description on each MeterProvider reports every live series when a reader
+// collects; the SDK then exports the same cumulative sums.
 type counter struct {
 	atomic bool
+	spec   counterSpec
 	sync   adder
-	obs    metric.Int64Observable
 	series *series[*counterEntry]
 }
 
@@ -81,17 +86,18 @@ func (k *counter) publish(ctx context.Context, e *counterEntry, n int64) {
 	k.sync.Add(ctx, n, e.opts...)
 }
 
-// observe reports the live series of k, the overflow series last: the SDK
-// folds every set it sees after an overflow set into the overflow series.
-func (k *counter) observe(o metric.Observer) {
+// observe reports the live series of k through obs, the overflow series
+// last: the SDK folds every set it sees after an overflow set into the
+// overflow series.
+func (k *counter) observe(o metric.Observer, obs metric.Int64Observable) {
 	k.series.cache.Range(func(_ labelValues, e *counterEntry) bool {
 		if e.live.Load() {
-			o.ObserveInt64(k.obs, e.n.Load(), e.obs...)
+			o.ObserveInt64(obs, e.n.Load(), e.obs...)
 		}
 		return true
 	})
 	if ov := k.series.overflow; ov != nil && ov.live.Load() {
-		o.ObserveInt64(k.obs, ov.n.Load(), ov.obs...)
+		o.ObserveInt64(obs, ov.n.Load(), ov.obs...)
 	}
 }
 
@@ -103,8 +109,9 @@ type counterSpec struct {
 }
 
 // createCounters creates the five counters (sessions, tokens, tools,
-// delegations, errors) and their series, and in atomic mode registers the
-// callback that reports them.
+// delegations, errors) and their series; in the default mode their
+// synchronous instruments are created on m, the recording MeterProvider's
+// meter.
 func (c *Collector) createCounters(m metric.Meter, cfg config) error {
 	specs := []counterSpec{
 		{&c.sessions, schema.SessionsActive, schema.UnitSessions, schema.DescSessionsActive, true,
@@ -119,8 +126,6 @@ func (c *Collector) createCounters(m metric.Meter, cfg config) error {
 			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyErrorType, "errorType"}}},
 	}
 	var err error
-	observables := make([]metric.Observable, 0, len(specs))
-	counters := make([]*counter, 0, len(specs))
 	for _, s := range specs {
 		k, e := newCounter(m, cfg, s)
 		if e != nil {
@@ -128,32 +133,49 @@ func (c *Collector) createCounters(m metric.Meter, cfg config) error {
 			continue
 		}
 		*s.dst = k
-		if k.atomic {
-			observables = append(observables, k.obs)
-			counters = append(counters, k)
-		}
+		c.counterList = append(c.counterList, k)
 	}
-	if err != nil || !cfg.atomicCounters {
-		return err
-	}
-	c.counterReg, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		for _, k := range counters {
-			k.observe(o)
-		}
-		return nil
-	}, observables...)
 	return err
 }
 
+// registerAtomicCounters creates, in atomic mode, the observable counters
+// on m and registers the callback that reports them.
+func (c *Collector) registerAtomicCounters(m metric.Meter) (metric.Registration, error) {
+	if len(c.counterList) == 0 || !c.counterList[0].atomic {
+		return nil, nil
+	}
+	var err error
+	obs := make([]metric.Int64Observable, len(c.counterList))
+	observables := make([]metric.Observable, len(c.counterList))
+	for i, k := range c.counterList {
+		unit, desc := metric.WithUnit(k.spec.unit), metric.WithDescription(k.spec.desc)
+		var e error
+		if k.spec.upDown {
+			obs[i], e = m.Int64ObservableUpDownCounter(k.spec.name, unit, desc)
+		} else {
+			obs[i], e = m.Int64ObservableCounter(k.spec.name, unit, desc)
+		}
+		err = errors.Join(err, e)
+		observables[i] = obs[i]
+	}
+	if err != nil {
+		return nil, err
+	}
+	counters := c.counterList
+	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for i, k := range counters {
+			k.observe(o, obs[i])
+		}
+		return nil
+	}, observables...)
+}
+
 func newCounter(m metric.Meter, cfg config, s counterSpec) (*counter, error) {
-	k := &counter{atomic: cfg.atomicCounters}
+	k := &counter{atomic: cfg.atomicCounters, spec: s}
 	unit, desc := metric.WithUnit(s.unit), metric.WithDescription(s.desc)
 	var err error
 	switch {
-	case k.atomic && s.upDown:
-		k.obs, err = m.Int64ObservableUpDownCounter(s.name, unit, desc)
 	case k.atomic:
-		k.obs, err = m.Int64ObservableCounter(s.name, unit, desc)
 	case s.upDown:
 		k.sync, err = m.Int64UpDownCounter(s.name, unit, desc)
 	default:
@@ -180,10 +202,4 @@ func newAtomicEntry(set attribute.Set) *counterEntry {
 	return &counterEntry{obs: []metric.ObserveOption{metric.WithAttributeSet(set)}}
 }
 
-// unregisterCounters stops the atomic-mode callback, if there is one.
-func (c *Collector) unregisterCounters() error {
-	if c.counterReg == nil {
-		return nil
-	}
-	return c.counterReg.Unregister()
-}
+func (e *counterEntry) isDead() bool { return e.dead.Load() }

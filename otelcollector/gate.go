@@ -2,6 +2,7 @@ package otelcollector
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -103,8 +104,12 @@ func untilDeadline(ctx context.Context, what string, op func(context.Context) er
 	}
 }
 
-// shutdownProvider shuts the MeterProvider down, which makes every reader
-// collect and export one last time, giving up at ctx's deadline.
+// shutdownProvider shuts the MeterProviders down, which makes every reader
+// collect and export one last time, giving up at ctx's deadline. The export
+// provider goes first: its readers' final collection reads the store, whose
+// reader is on the recording provider.
 func (c *Collector) shutdownProvider(ctx context.Context) error {
-	return untilDeadline(ctx, "Close: a reader's final export", c.provider.Shutdown)
+	return untilDeadline(ctx, "Close: a reader's final export", func(ctx context.Context) error {
+		return errors.Join(c.provider.Shutdown(ctx), c.recProvider.Shutdown(ctx))
+	})
 }

@@ -138,18 +138,8 @@ func (c *Collector) ForgetBudget(orchestratorID string, period BudgetPeriod) {
 	g.mu.Unlock()
 }
 
-// observe returns the callback that reports both gauges and the rejection
-// and overflow counters. Each rejection reason is reported from the start,
-// at 0, so that rate() and alerts work before the first rejection. An
-// overflow count is reported once it is above 0, so that a Collector that
-// never reaches its limits exports exactly the series it always did.
-func (c *Collector) observe(load, budget metric.Float64Observable, rejected, overflowed metric.Int64Observable) metric.Callback {
-	overflows := c.overflowSources()
-	reasons := validate.Reasons()
-	reasonOpts := make([][]metric.ObserveOption, len(reasons))
-	for i, r := range reasons {
-		reasonOpts[i] = observeOptions(attribute.String(schema.KeyReason, r.String()))
-	}
+// observeGauges returns the callback that reports both gauges.
+func (c *Collector) observeGauges(load, budget metric.Float64Observable) metric.Callback {
 	return func(_ context.Context, o metric.Observer) error {
 		g := &c.gauges
 		g.mu.Lock()
@@ -160,6 +150,23 @@ func (c *Collector) observe(load, budget metric.Float64Observable, rejected, ove
 			o.ObserveFloat64(budget, v.value, v.opts...)
 		}
 		g.mu.Unlock()
+		return nil
+	}
+}
+
+// observeSelf returns the callback that reports the rejection and overflow
+// counters. Each rejection reason is reported from the start, at 0, so that
+// rate() and alerts work before the first rejection. An overflow count is
+// reported once it is above 0, so that a Collector that never reaches its
+// limits exports exactly the series it always did.
+func (c *Collector) observeSelf(rejected, overflowed metric.Int64Observable) metric.Callback {
+	overflows := c.overflowSources()
+	reasons := validate.Reasons()
+	reasonOpts := make([][]metric.ObserveOption, len(reasons))
+	for i, r := range reasons {
+		reasonOpts[i] = observeOptions(attribute.String(schema.KeyReason, r.String()))
+	}
+	return func(_ context.Context, o metric.Observer) error {
 		for i, r := range reasons {
 			o.ObserveInt64(rejected, c.rejected.Load(r), reasonOpts[i]...)
 		}

@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/wundr-io/orchestrator-otel/internal/validate"
 )
 
@@ -19,26 +17,54 @@ import (
 //
 // A handle does not own its series: records through a handle and through
 // the Collector's methods with the same labels add to the same series.
-// Binding creates no series; the first record does. All methods are safe
-// for concurrent use.
+// Binding creates no series and takes no cardinality slot; the first record
+// does. All methods are safe for concurrent use.
 type Orchestrator struct {
 	c       *Collector
 	id      string
-	latency []metric.RecordOption
+	latency atomic.Pointer[latencyEntry] // bound by the first latency record
 }
 
 // Orchestrator returns the handle of orchestratorID. It fails with
 // ErrInvalidLabel if the ID is not a valid label value, and with ErrClosed
 // after Close; such failures are counted like rejected records.
 func (c *Collector) Orchestrator(orchestratorID string) (*Orchestrator, error) {
-	if c.closed.Load() {
-		return nil, c.reject(validate.Closed, "", nil)
+	if err := c.bindCheck("orchestratorID", orchestratorID); err != nil {
+		return nil, err
 	}
-	opts, err := c.latencySeries.get(c, labelValues{orchestratorID})
+	return &Orchestrator{c: c, id: orchestratorID}, nil
+}
+
+// bindCheck validates a label at bind time, without taking a slot.
+func (c *Collector) bindCheck(param, v string) error {
+	if c == nil {
+		return ErrNilHandle
+	}
+	if c.closed.Load() {
+		return c.reject(validate.Closed, "", nil)
+	}
+	if r := validate.Label(v); r != validate.OK {
+		return c.reject(r, param, v)
+	}
+	return nil
+}
+
+// bound returns the entry p holds, or binds vals on first use and after
+// ForgetOrchestrator retired the entry. The fast path is two atomic loads.
+func bound[V interface {
+	*E
+	mortal
+	isDead() bool
+}, E any](c *Collector, s *series[V], p *atomic.Pointer[E], vals labelValues) (V, error) {
+	if e := V(p.Load()); e != nil && !e.isDead() {
+		return e, nil
+	}
+	e, err := s.get(c, vals)
 	if err != nil {
 		return nil, err
 	}
-	return &Orchestrator{c: c, id: orchestratorID, latency: opts}, nil
+	p.Store((*E)(e))
+	return e, nil
 }
 
 // ID returns the orchestrator ID the handle is bound to.
@@ -64,7 +90,12 @@ func (o *Orchestrator) RecordMessageLatency(ctx context.Context, latency time.Du
 		c.leave(slot)
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
-	c.recordLatency(ctx, o.latency, latency)
+	e, err := bound(c, c.latencySeries, &o.latency, labelValues{o.id})
+	if err != nil {
+		c.leave(slot)
+		return err
+	}
+	c.recordLatency(ctx, e, latency)
 	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "message latency", "orchestrator_id", o.id, "latency", latency)
@@ -131,11 +162,10 @@ func (o *Orchestrator) Model(model string) (*TokenCounter, error) {
 	if o == nil {
 		return nil, ErrNilHandle
 	}
-	e, err := o.bind(o.c.tokens, labelValues{o.id, model})
-	if err != nil {
+	if err := o.c.bindCheck("model", model); err != nil {
 		return nil, err
 	}
-	return &TokenCounter{c: o.c, e: e, orchestratorID: o.id, model: model}, nil
+	return &TokenCounter{c: o.c, orchestratorID: o.id, model: model}, nil
 }
 
 // Tool binds the invocation counter of one tool of the orchestrator; the
@@ -145,14 +175,10 @@ func (o *Orchestrator) Tool(toolName string) (*ToolCounter, error) {
 	if o == nil {
 		return nil, ErrNilHandle
 	}
-	c := o.c
-	if c.closed.Load() {
-		return nil, c.reject(validate.Closed, "", nil)
+	if err := o.c.bindCheck("toolName", toolName); err != nil {
+		return nil, err
 	}
-	if r := validate.Label(toolName); r != validate.OK {
-		return nil, c.reject(r, "toolName", toolName)
-	}
-	return &ToolCounter{c: c, orchestratorID: o.id, toolName: toolName}, nil
+	return &ToolCounter{c: o.c, orchestratorID: o.id, toolName: toolName}, nil
 }
 
 // SessionType binds the active-session gauge of one session type of the
@@ -162,11 +188,10 @@ func (o *Orchestrator) SessionType(sessionType string) (*SessionCounter, error) 
 	if o == nil {
 		return nil, ErrNilHandle
 	}
-	e, err := o.bind(o.c.sessions, labelValues{o.id, sessionType})
-	if err != nil {
+	if err := o.c.bindCheck("sessionType", sessionType); err != nil {
 		return nil, err
 	}
-	return &SessionCounter{c: o.c, e: e, orchestratorID: o.id, sessionType: sessionType}, nil
+	return &SessionCounter{c: o.c, orchestratorID: o.id, sessionType: sessionType}, nil
 }
 
 // ErrorType binds the error counter of one error type of the orchestrator.
@@ -176,19 +201,10 @@ func (o *Orchestrator) ErrorType(errorType string) (*ErrorCounter, error) {
 	if o == nil {
 		return nil, ErrNilHandle
 	}
-	e, err := o.bind(o.c.errorsCtr, labelValues{o.id, errorType})
-	if err != nil {
+	if err := o.c.bindCheck("errorType", errorType); err != nil {
 		return nil, err
 	}
-	return &ErrorCounter{c: o.c, e: e, orchestratorID: o.id, errorType: errorType}, nil
-}
-
-func (o *Orchestrator) bind(k *counter, vals labelValues) (*counterEntry, error) {
-	c := o.c
-	if c.closed.Load() {
-		return nil, c.reject(validate.Closed, "", nil)
-	}
-	return k.series.get(c, vals)
+	return &ErrorCounter{c: o.c, orchestratorID: o.id, errorType: errorType}, nil
 }
 
 // TokenCounter adds the tokens of one orchestrator and model to
@@ -196,7 +212,7 @@ func (o *Orchestrator) bind(k *counter, vals labelValues) (*counterEntry, error)
 // safe for concurrent use.
 type TokenCounter struct {
 	c                     *Collector
-	e                     *counterEntry
+	e                     atomic.Pointer[counterEntry] // bound by the first record
 	orchestratorID, model string
 }
 
@@ -215,7 +231,12 @@ func (t *TokenCounter) Add(ctx context.Context, tokens int64) error {
 		c.leave(slot)
 		return c.reject(validate.NegativeValue, "tokens", tokens)
 	}
-	c.tokens.add(ctx, t.e, tokens)
+	e, err := bound(c, c.tokens.series, &t.e, labelValues{t.orchestratorID, t.model})
+	if err != nil {
+		c.leave(slot)
+		return err
+	}
+	c.tokens.add(ctx, e, tokens)
 	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tokens", "orchestrator_id", t.orchestratorID, "model", t.model, "tokens", tokens)
@@ -263,14 +284,10 @@ func (t *ToolCounter) Inc(ctx context.Context, status ToolStatus) error {
 		c.leave(slot)
 		return c.reject(validate.UnknownStatus, "status", string(status))
 	}
-	e := t.entries[i].Load()
-	if e == nil {
-		var err error
-		if e, err = c.tools.series.get(c, labelValues{t.orchestratorID, t.toolName, string(status)}); err != nil {
-			c.leave(slot)
-			return err
-		}
-		t.entries[i].Store(e)
+	e, err := bound(c, c.tools.series, &t.entries[i], labelValues{t.orchestratorID, t.toolName, string(status)})
+	if err != nil {
+		c.leave(slot)
+		return err
 	}
 	c.tools.add(ctx, e, 1)
 	c.leave(slot)
@@ -285,7 +302,7 @@ func (t *ToolCounter) Inc(ctx context.Context, status ToolStatus) error {
 // Orchestrator.SessionType. It is safe for concurrent use.
 type SessionCounter struct {
 	c                           *Collector
-	e                           *counterEntry
+	e                           atomic.Pointer[counterEntry] // bound by the first record
 	orchestratorID, sessionType string
 }
 
@@ -299,7 +316,12 @@ func (s *SessionCounter) Start(ctx context.Context) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	c.sessionStart(ctx, s.e)
+	e, err := bound(c, c.sessions.series, &s.e, labelValues{s.orchestratorID, s.sessionType})
+	if err != nil {
+		c.leave(slot)
+		return err
+	}
+	c.sessionStart(ctx, e)
 	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "session start", "orchestrator_id", s.orchestratorID, "session_type", s.sessionType)
@@ -318,7 +340,12 @@ func (s *SessionCounter) End(ctx context.Context) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	if err := c.sessionEnd(ctx, s.e); err != nil {
+	e, err := bound(c, c.sessions.series, &s.e, labelValues{s.orchestratorID, s.sessionType})
+	if err != nil {
+		c.leave(slot)
+		return err
+	}
+	if err := c.sessionEnd(ctx, e); err != nil {
 		c.leave(slot)
 		return err
 	}
@@ -334,7 +361,7 @@ func (s *SessionCounter) End(ctx context.Context) error {
 // for concurrent use.
 type ErrorCounter struct {
 	c                         *Collector
-	e                         *counterEntry
+	e                         atomic.Pointer[counterEntry] // bound by the first record
 	orchestratorID, errorType string
 }
 
@@ -348,7 +375,12 @@ func (x *ErrorCounter) Inc(ctx context.Context) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	c.errorsCtr.add(ctx, x.e, 1)
+	e, err := bound(c, c.errorsCtr.series, &x.e, labelValues{x.orchestratorID, x.errorType})
+	if err != nil {
+		c.leave(slot)
+		return err
+	}
+	c.errorsCtr.add(ctx, e, 1)
 	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "error", "orchestrator_id", x.orchestratorID, "error_type", x.errorType)

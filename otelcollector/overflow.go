@@ -3,7 +3,6 @@ package otelcollector
 import (
 	"fmt"
 	"sync/atomic"
-	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -19,11 +18,10 @@ import (
 // fold into an overflow series when the user sets a tiny limit.
 const minSDKCardinalityLimit = 16
 
-// countLatencyOverflow counts a latency record made with opts if they are
-// the overflow series' options. Comparing the slices' first elements costs
-// one comparison on the record path.
-func (c *Collector) countLatencyOverflow(opts []metric.RecordOption) {
-	if unsafe.SliceData(opts) == unsafe.SliceData(c.latencySeries.overflow) {
+// countLatencyOverflow counts a latency record made with e if it is the
+// overflow series: one comparison on the record path.
+func (c *Collector) countLatencyOverflow(e *latencyEntry) {
+	if e == c.latencySeries.overflow {
 		c.latencySeries.overflowed.Add(1)
 	}
 }

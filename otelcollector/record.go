@@ -4,8 +4,6 @@ import (
 	"context"
 	"time"
 
-	"go.opentelemetry.io/otel/metric"
-
 	"github.com/wundr-io/orchestrator-otel/internal/validate"
 )
 
@@ -155,12 +153,12 @@ func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID str
 		c.leave(slot)
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
-	opts, err := c.latencySeries.get(c, labelValues{orchestratorID})
+	e, err := c.latencySeries.get(c, labelValues{orchestratorID})
 	if err != nil {
 		c.leave(slot)
 		return err
 	}
-	c.recordLatency(ctx, opts, latency)
+	c.recordLatency(ctx, e, latency)
 	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "message latency", "orchestrator_id", orchestratorID, "latency", latency)
@@ -170,9 +168,9 @@ func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID str
 
 // recordLatency is the measurement shared by Collector.RecordMessageLatency
 // and Orchestrator.RecordMessageLatency, once labels and value are checked.
-func (c *Collector) recordLatency(ctx context.Context, opts []metric.RecordOption, latency time.Duration) {
-	c.countLatencyOverflow(opts)
-	c.latency.Record(ctx, latency.Seconds(), opts...)
+func (c *Collector) recordLatency(ctx context.Context, e *latencyEntry, latency time.Duration) {
+	c.countLatencyOverflow(e)
+	c.latency.Record(ctx, latency.Seconds(), e.opts...)
 }
 
 // RecordToolInvocation counts one invocation of toolName with its status in

@@ -24,14 +24,13 @@ type labelValues = [3]string
 // passes to the SDK (an option slice, or an entry with state of its own).
 // Labels are validated only on a cache miss: a tuple in the cache has passed
 // validation before.
-type series[V any] struct {
+type series[V mortal] struct {
 	fields []field
 	build  func(attribute.Set) V
 	cache  *attrcache.Cache[labelValues, V]
-	// overflow, if hasOverflow, is returned for every tuple past the cache
-	// limit instead of a value built per call.
-	overflow    V
-	hasOverflow bool
+	// overflow is returned for every tuple past the cache limit instead of
+	// a value built per call.
+	overflow V
 	// overflowAll sends every tuple to overflow (a cardinality limit of 1).
 	overflowAll bool
 	// overflowed counts the records that went to overflow; the record path
@@ -39,9 +38,9 @@ type series[V any] struct {
 	overflowed atomic.Int64
 }
 
-func newSeries[V any](limit int, build func(attribute.Set) V, fields ...field) *series[V] {
-	return &series[V]{fields: fields, build: build, cache: attrcache.New[labelValues, V](limit)}
-}
+// mortal is a series value that ForgetOrchestrator can retire: a handle
+// holding it sees dead and binds its labels again.
+type mortal interface{ kill() }
 
 // newLimitedSeries returns series that keep limit-1 label tuples, as the SDK
 // keeps limit-1 attribute sets per instrument, and map every other tuple to
@@ -49,17 +48,18 @@ func newSeries[V any](limit int, build func(attribute.Set) V, fields ...field) *
 // (otel.metric.overflow=true). The export is the same as if the SDK had
 // folded the tuples itself, but the Collector knows which records overflowed
 // and builds nothing per call past the limit.
-func newLimitedSeries[V any](limit int, build func(attribute.Set) V, fields ...field) *series[V] {
-	s := newSeries(max(limit-1, 1), build, fields...)
-	s.overflow = build(attribute.NewSet(overflowAttr))
-	s.hasOverflow = true
-	s.overflowAll = limit <= 1
-	return s
+func newLimitedSeries[V mortal](limit int, build func(attribute.Set) V, fields ...field) *series[V] {
+	return &series[V]{
+		fields:      fields,
+		build:       build,
+		cache:       attrcache.New[labelValues, V](max(limit-1, 1)),
+		overflow:    build(attribute.NewSet(overflowAttr)),
+		overflowAll: limit <= 1,
+	}
 }
 
 // get returns the value for vals, validating and building it on first use.
-// Past the cache limit it returns the overflow value if the series has one;
-// otherwise the value is built per call.
+// Past the cache limit it returns the overflow value.
 func (s *series[V]) get(c *Collector, vals labelValues) (V, error) {
 	if v, ok := s.cache.Get(vals); ok {
 		return v, nil
@@ -74,7 +74,7 @@ func (s *series[V]) miss(c *Collector, vals labelValues) (V, error) {
 			return zero, c.reject(r, f.param, vals[i])
 		}
 	}
-	if s.hasOverflow && (s.overflowAll || s.cache.Full()) {
+	if s.overflowAll || s.cache.Full() {
 		return s.overflow, nil
 	}
 	kvs := make([]attribute.KeyValue, len(s.fields))
@@ -82,12 +82,28 @@ func (s *series[V]) miss(c *Collector, vals labelValues) (V, error) {
 		kvs[i] = attribute.String(f.key, vals[i])
 	}
 	v, cached := s.cache.Put(vals, s.build(attribute.NewSet(kvs...)))
-	if !cached && s.hasOverflow {
+	if !cached {
 		return s.overflow, nil
 	}
 	return v, nil
 }
 
-func recordOptions(set attribute.Set) []metric.RecordOption {
-	return []metric.RecordOption{metric.WithAttributeSet(set)}
+// forget removes every tuple that match accepts, which frees its slot, and
+// retires its value.
+func (s *series[V]) forget(match func(labelValues) bool) {
+	s.cache.DeleteFunc(func(k labelValues, _ V) bool { return match(k) }, V.kill)
 }
+
+// latencyEntry is one series of the latency histogram.
+type latencyEntry struct {
+	opts []metric.RecordOption
+	dead atomic.Bool
+}
+
+func (e *latencyEntry) kill() { e.dead.Store(true) }
+
+func newLatencyEntry(set attribute.Set) *latencyEntry {
+	return &latencyEntry{opts: []metric.RecordOption{metric.WithAttributeSet(set)}}
+}
+
+func (e *latencyEntry) isDead() bool { return e.dead.Load() }

@@ -113,6 +113,43 @@ func (c *Cache[K, V]) Delete(k K) {
 	}
 }
 
+// DeleteFunc removes every entry for which f returns true and calls done
+// with each removed value; it copies the read map at most once. f and done
+// must not call back into the cache.
+func (c *Cache[K, V]) DeleteFunc(f func(K, V) bool, done func(V)) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.read.Load()
+	m := r.m
+	if c.dirty != nil {
+		m = c.dirty
+	}
+	var n int
+	for k, v := range m {
+		if f(k, v) {
+			n++
+			if done != nil {
+				done(v)
+			}
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	c.size -= n
+	next := make(map[K]V, len(m)-n)
+	for k, v := range m {
+		if !f(k, v) {
+			next[k] = v
+		}
+	}
+	// Every remaining entry is now in the read map.
+	c.read.Store(&readOnly[K, V]{m: next})
+	c.dirty = nil
+	c.miss = 0
+	return n
+}
+
 // Full reports whether the cache holds as many entries as its limit, so
 // that a Put of a new key would not be cached.
 func (c *Cache[K, V]) Full() bool {
