@@ -5,13 +5,13 @@ PKGS      := ./...
 E2E_PKGS  := ./exporters/... ./internal/testpeer/... ./docs/...
 FUZZTIME  ?= 3s
 
-.PHONY: test unit e2e bench bench-smoke fuzz fuzz-smoke lint collector quickstart
+.PHONY: test unit e2e bench bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate
 
 ## test: lint, every test with -race (real Prometheus and Collector included),
 ## a smoke run of the benchmarks and of each fuzz target.
 test: lint collector
 	$(GO) test -race -count=1 $(PKGS)
-	$(MAKE) bench-smoke fuzz-smoke
+	$(MAKE) bench-smoke fuzz-smoke rules-mutate
 
 ## unit: the fast tests, no peers.
 unit:
@@ -67,6 +67,13 @@ fuzz:
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+## rules-mutate: change each alert of docs/prometheus/rules.yml (its for
+## lengthened by half, each threshold raised by half, > made >=, each window
+## and offset halved) and fail if promtool test rules still passes.
+RULES_TESTS := docs/prometheus/rules_test.yml docs/prometheus/rules_long_test.yml
+rules-mutate:
+	$(GO) run ./docs/prometheus/mutate docs/prometheus/rules.yml $(RULES_TESTS)
 
 ## quickstart: the embedded default.
 quickstart:

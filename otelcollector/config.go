@@ -234,9 +234,15 @@ func WithGenAIMetrics() Option {
 // runtime metrics of go.opentelemetry.io/contrib/instrumentation/runtime
 // (go.memory.used, go.memory.allocated, go.goroutine.count,
 // go.processor.limit, go.config.gogc, ...; scraped as go_memory_used_bytes,
-// go_goroutine_count, ...), read from runtime/metrics at each collection.
+// go_goroutines, ...), read from runtime/metrics at each collection.
 // They go to every reader and exporter of the Collector and stop with Close.
 // Off by default.
+//
+// One instrument is renamed: go.goroutine.count is reported as
+// go.goroutines (scraped as go_goroutines, client_golang's name for it),
+// because the exporter would make it go_goroutine_count, a gauge whose
+// _count suffix fails `promtool check metrics`. With it on, a whole scrape
+// passes promtool's lint.
 func WithRuntimeMetrics() Option {
 	return optionFunc(func(c config) config {
 		c.runtimeMetrics = true

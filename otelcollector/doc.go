@@ -34,7 +34,7 @@
 // gen_ai.client.operation.duration, fed by RecordTokenUsageDetailed;
 // WithRuntimeMetrics adds the Go runtime metrics of
 // go.opentelemetry.io/contrib/instrumentation/runtime (go_memory_used_bytes,
-// go_goroutine_count, ...). When the ctx of a latency record carries a
+// go_goroutines, ...). When the ctx of a latency record carries a
 // sampled span, the latency bucket carries its trace id as an exemplar.
 // The subpackage otelcollector/httpmetrics records HTTP requests as messages.
 //

@@ -43,7 +43,7 @@ func TestRun(t *testing.T) {
 	for _, want := range []string{
 		`orchestrator_message_latency_seconds_count{orchestrator_id="orch-http"} 20`,
 		`orchestrator_tokens_used_total{model="claude-sonnet",orchestrator_id="orch-http"}`,
-		"go_goroutine_count",
+		"go_goroutines",
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -51,7 +51,7 @@ func run(ctx context.Context, addr string, every time.Duration) error {
 	c, err := otelcollector.New(context.Background(),
 		otelcollector.WithExporter(exp),
 		otelcollector.WithLogger(logger),
-		otelcollector.WithRuntimeMetrics(), // go_memory_used_bytes, go_goroutine_count, ...
+		otelcollector.WithRuntimeMetrics(), // go_memory_used_bytes, go_goroutines, ...
 	)
 	if err != nil {
 		return errors.Join(err, exp.Shutdown(context.Background()))
@@ -59,7 +59,7 @@ func run(ctx context.Context, addr string, every time.Duration) error {
 	fmt.Printf("serving metrics on http://%s/metrics (Ctrl-C to stop)\n", exp.Addr())
 
 	sim := newSimulation(c)
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(stepInterval)
 	defer tick.Stop()
 	report := time.NewTicker(every)
 	defer report.Stop()
@@ -80,6 +80,18 @@ func run(ctx context.Context, addr string, every time.Duration) error {
 	}
 }
 
+const (
+	// stepInterval is how often the simulation records a step.
+	stepInterval = 100 * time.Millisecond
+	// simulatedDay is how long the simulated daily budget period lasts:
+	// the budgets start again from 0 every simulatedDay, as a real daily
+	// budget does at midnight. A day's spend reaches about 45 %, so the
+	// quickstart looks like a healthy fleet and raises no budget alert.
+	simulatedDay  = 5 * time.Minute
+	stepsPerDay   = int(simulatedDay / stepInterval)
+	budgetPerStep = 0.09 // percent of the daily budget, at most, per message
+)
+
 var (
 	orchestrators = []string{"orch-eu-1", "orch-us-1", "orch-ap-1"}
 	models        = []string{"claude-sonnet", "claude-haiku", "gpt-4o"}
@@ -97,6 +109,7 @@ type simulation struct {
 	tokens   int64
 	messages int64
 	errors   int64
+	steps    int
 	budget   map[string]float64
 }
 
@@ -164,7 +177,16 @@ func (s *simulation) step(ctx context.Context) {
 	for _, n := range nodes {
 		s.check(c.UpdateNodeLoad(n, s.rng.Float64()))
 	}
-	s.budget[orch] += float64(s.rng.IntN(10)) / 100
+	// The daily budget: each message spends a little of its orchestrator's,
+	// and a new simulated day starts every stepsPerDay steps.
+	if s.steps%stepsPerDay == 0 {
+		for _, o := range orchestrators {
+			s.budget[o] = 0
+			s.check(c.UpdateBudgetUtilization(o, otelcollector.PeriodDaily, 0))
+		}
+	}
+	s.steps++
+	s.budget[orch] += budgetPerStep * float64(s.rng.IntN(10)) / 9
 	s.check(c.UpdateBudgetUtilization(orch, otelcollector.PeriodDaily, s.budget[orch]))
 }
 
