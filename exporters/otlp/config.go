@@ -7,8 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
+	"net"
+	"net/netip"
 	"net/url"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -104,21 +109,35 @@ func newConfig(opts []Option) (config, error) {
 		}
 		c.protocol = p
 	}
-	if c.interval == 0 {
-		if _, ok := os.LookupEnv(envInterval); !ok {
-			c.interval = DefaultInterval
-		}
-	}
-	if c.insecure && (c.caFile != "" || c.certFile != "" || c.tlsConfig != nil) {
-		c.errs = append(c.errs, errors.New("otlp: WithInsecure conflicts with a TLS option"))
-	}
-	if c.tlsConfig != nil && (c.caFile != "" || c.certFile != "") {
-		c.errs = append(c.errs, errors.New("otlp: WithTLSConfig conflicts with WithCAFile and WithClientCertificate"))
-	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
+	if c.interval == 0 {
+		c.interval = intervalFromEnv(c.logger)
+	}
+	if c.insecure && (c.caFile != "" || c.certFile != "" || c.tlsConfig != nil) {
+		c.errs = append(c.errs, fmt.Errorf("%w: WithInsecure conflicts with a TLS option", ErrInvalidOption))
+	}
+	if c.tlsConfig != nil && (c.caFile != "" || c.certFile != "") {
+		c.errs = append(c.errs, fmt.Errorf("%w: WithTLSConfig conflicts with WithCAFile and WithClientCertificate", ErrInvalidOption))
+	}
 	return c, errors.Join(c.errs...)
+}
+
+// intervalFromEnv reads OTEL_METRIC_EXPORT_INTERVAL (milliseconds) as the
+// SDK's PeriodicReader does: a value that is not a positive integer is
+// ignored, with a warning, in favour of DefaultInterval.
+func intervalFromEnv(logger *slog.Logger) time.Duration {
+	v, ok := os.LookupEnv(envInterval)
+	if !ok || v == "" {
+		return DefaultInterval
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms <= 0 || ms > math.MaxInt64/int64(time.Millisecond) {
+		logger.Warn("ignoring an invalid export interval", "variable", envInterval, "value", v, "using", DefaultInterval)
+		return DefaultInterval
+	}
+	return time.Duration(ms) * time.Millisecond
 }
 
 // protocolFromEnv applies OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, then
@@ -133,7 +152,7 @@ func protocolFromEnv() (Protocol, error) {
 		case ProtocolGRPC, ProtocolHTTP:
 			return p, nil
 		default:
-			return ProtocolGRPC, fmt.Errorf("otlp: %s=%q is not supported, want %q or %q", name, v, ProtocolGRPC, ProtocolHTTP)
+			return ProtocolGRPC, fmt.Errorf("%w: %s=%q is not supported, want %q or %q", ErrInvalidOption, name, v, ProtocolGRPC, ProtocolHTTP)
 		}
 	}
 	return ProtocolGRPC, nil
@@ -145,7 +164,7 @@ func protocolFromEnv() (Protocol, error) {
 func WithProtocol(p Protocol) Option {
 	return optionFunc(func(c config) config {
 		if p != ProtocolGRPC && p != ProtocolHTTP {
-			c.errs = append(c.errs, fmt.Errorf("otlp: protocol %q is not supported, want %q or %q", p, ProtocolGRPC, ProtocolHTTP))
+			c.errs = append(c.errs, fmt.Errorf("%w: protocol %q is not supported, want %q or %q", ErrInvalidOption, p, ProtocolGRPC, ProtocolHTTP))
 			return c
 		}
 		c.protocol = p
@@ -154,14 +173,16 @@ func WithProtocol(p Protocol) Option {
 }
 
 // WithEndpoint sets the host and port the exporter sends to, such as
-// "127.0.0.1:4317", with no scheme or path. Without it (and without
-// WithEndpointURL) OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or
+// "127.0.0.1:4317" or "[::1]:4318", with no scheme or path. Without it (and
+// without WithEndpointURL) OTEL_EXPORTER_OTLP_METRICS_ENDPOINT or
 // OTEL_EXPORTER_OTLP_ENDPOINT is used, else localhost:4317 for gRPC and
-// localhost:4318 for HTTP. An empty endpoint makes New fail.
+// localhost:4318 for HTTP. Anything but host:port with a port from 1 to
+// 65535 makes New fail with ErrInvalidOption: a URL such as
+// "http://host:4317" belongs in WithEndpointURL, and the error says so.
 func WithEndpoint(hostPort string) Option {
 	return optionFunc(func(c config) config {
-		if hostPort == "" {
-			c.errs = append(c.errs, errors.New("otlp: WithEndpoint(\"\")"))
+		if err := checkEndpoint(hostPort); err != nil {
+			c.errs = append(c.errs, err)
 			return c
 		}
 		c.endpoint, c.endpointURL = hostPort, ""
@@ -214,7 +235,7 @@ func WithCAFile(path string) Option {
 func WithClientCertificate(certFile, keyFile string) Option {
 	return optionFunc(func(c config) config {
 		if certFile == "" || keyFile == "" {
-			c.errs = append(c.errs, errors.New("otlp: WithClientCertificate needs both a certificate and a key file"))
+			c.errs = append(c.errs, fmt.Errorf("%w: WithClientCertificate needs both a certificate and a key file", ErrInvalidOption))
 			return c
 		}
 		c.certFile, c.keyFile = certFile, keyFile
@@ -269,7 +290,7 @@ func WithGzip() Option {
 func WithTimeout(d time.Duration) Option {
 	return optionFunc(func(c config) config {
 		if d <= 0 {
-			c.errs = append(c.errs, fmt.Errorf("otlp: timeout %v, want > 0", d))
+			c.errs = append(c.errs, fmt.Errorf("%w: timeout %v, want > 0", ErrInvalidOption, d))
 			return c
 		}
 		c.timeout = d
@@ -295,7 +316,7 @@ func WithRetry(enabled bool) Option {
 func WithTemporality(t Temporality) Option {
 	return optionFunc(func(c config) config {
 		if t != Cumulative && t != Delta {
-			c.errs = append(c.errs, fmt.Errorf("otlp: unknown temporality %d", t))
+			c.errs = append(c.errs, fmt.Errorf("%w: unknown temporality %d", ErrInvalidOption, t))
 			return c
 		}
 		c.temporality = t
@@ -310,7 +331,7 @@ func WithTemporality(t Temporality) Option {
 func WithInterval(d time.Duration) Option {
 	return optionFunc(func(c config) config {
 		if d <= 0 {
-			c.errs = append(c.errs, fmt.Errorf("otlp: interval %v, want > 0", d))
+			c.errs = append(c.errs, fmt.Errorf("%w: interval %v, want > 0", ErrInvalidOption, d))
 			return c
 		}
 		c.interval = d
@@ -325,7 +346,7 @@ func WithInterval(d time.Duration) Option {
 func WithExportTimeout(d time.Duration) Option {
 	return optionFunc(func(c config) config {
 		if d <= 0 {
-			c.errs = append(c.errs, fmt.Errorf("otlp: export timeout %v, want > 0", d))
+			c.errs = append(c.errs, fmt.Errorf("%w: export timeout %v, want > 0", ErrInvalidOption, d))
 			return c
 		}
 		c.exportTimeout = d
@@ -344,13 +365,50 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
+// checkEndpoint accepts host:port only, so that a URL or a path given to
+// WithEndpoint fails in New instead of in every export.
+func checkEndpoint(hostPort string) error {
+	if strings.Contains(hostPort, "://") {
+		return fmt.Errorf("%w: WithEndpoint(%q): want host:port without a scheme; pass a URL to WithEndpointURL instead", ErrInvalidOption, hostPort)
+	}
+	host, port, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return fmt.Errorf("%w: WithEndpoint(%q): want host:port: %w", ErrInvalidOption, hostPort, err)
+	}
+	if !validHost(host) {
+		return fmt.Errorf("%w: WithEndpoint(%q): want a host name or IP address before the port", ErrInvalidOption, hostPort)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
+		return fmt.Errorf("%w: WithEndpoint(%q): port %q, want 1 to 65535", ErrInvalidOption, hostPort, port)
+	}
+	return nil
+}
+
+// validHost accepts an IP address without a zone or a DNS name of letters,
+// digits, '-', '_' and '.'.
+func validHost(host string) bool {
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Zone() == ""
+	}
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		b := host[i]
+		if !('a' <= b && b <= 'z' || 'A' <= b && b <= 'Z' || '0' <= b && b <= '9' || b == '-' || b == '_' || b == '.') {
+			return false
+		}
+	}
+	return true
+}
+
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("otlp: endpoint URL: %w", err)
+		return fmt.Errorf("%w: endpoint URL: %w", ErrInvalidOption, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("otlp: endpoint URL %q: want http:// or https:// and a host", raw)
+		return fmt.Errorf("%w: endpoint URL %q: want http:// or https:// and a host", ErrInvalidOption, raw)
 	}
 	return nil
 }
@@ -368,18 +426,18 @@ func (c config) buildTLS() (*tls.Config, error) {
 	if c.caFile != "" {
 		pem, err := os.ReadFile(c.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("otlp: reading CA file: %w", err)
+			return nil, fmt.Errorf("%w: reading CA file: %w", ErrInvalidOption, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("otlp: CA file %s holds no PEM certificate", c.caFile)
+			return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate", ErrInvalidOption, c.caFile)
 		}
 		tc.RootCAs = pool
 	}
 	if c.certFile != "" {
 		cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
 		if err != nil {
-			return nil, fmt.Errorf("otlp: loading client certificate: %w", err)
+			return nil, fmt.Errorf("%w: loading client certificate: %w", ErrInvalidOption, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

@@ -34,9 +34,18 @@
 //     failure (a gRPC code such as "unavailable" or "unauthenticated",
 //     "http_401", "unreachable", "timeout", ...), each line saying how many
 //     failures it stands for; header values are never logged;
-//   - passed by the SDK's PeriodicReader to otel.Handle, which by default
-//     prints every failure to stderr: install a handler with
-//     otel.SetErrorHandler to route or silence those.
+//   - returned by Flush and Close on the Collector (and by Shutdown), with
+//     the exporter named: "exporters/otlp: flush: ...",
+//     "exporters/otlp: shutdown: ...".
+//
+// The logger is the only place the exporter reports errors that have no
+// caller: it never writes to the process-global otel.Handle, which prints
+// to stderr by default. (The SDK's PeriodicReader would pass every failed
+// periodic export there, and the one a Close interrupts; this exporter runs
+// the periodic loop itself so that it does not.) An export that Close
+// interrupts is logged at Debug level and not counted: the final export
+// carries its data. To have the failures on otel.Handle too, pass a logger
+// whose handler forwards them.
 //
 // # Environment variables
 //

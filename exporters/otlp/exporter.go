@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
@@ -18,14 +20,51 @@ import (
 // at a fixed interval. Create it with New and hand it to
 // otelcollector.WithExporter.
 type Exporter struct {
-	reader   *sdkmetric.PeriodicReader
+	reader   *reader
 	exporter *countingExporter
 	protocol Protocol
 	producer *lateProducer // the Collector's recorded series (producer.go)
 
+	// The periodic loop: see run.
+	interval time.Duration
+	stopLoop chan struct{}
+	abandon  chan struct{}
+	loopDone chan struct{}
+	stopOnce sync.Once
+
 	shutdownOnce sync.Once
 	shutdownErr  error
 }
+
+// reader is the SDK reader the Exporter supplies: the SDK's PeriodicReader,
+// whose own timer is never due (see run), with errors that name the
+// exporter.
+type reader struct {
+	*sdkmetric.PeriodicReader
+	e *Exporter
+}
+
+// ForceFlush exports what the reader holds now.
+func (r *reader) ForceFlush(ctx context.Context) error {
+	if err := r.PeriodicReader.ForceFlush(ctx); err != nil {
+		return fmt.Errorf("exporters/otlp: flush: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops the periodic loop, then shuts the PeriodicReader down: a
+// last export, then the connection is closed.
+func (r *reader) Shutdown(ctx context.Context) error {
+	r.e.stop(ctx)
+	if err := r.PeriodicReader.Shutdown(ctx); err != nil {
+		return fmt.Errorf("exporters/otlp: shutdown: %w", err)
+	}
+	return nil
+}
+
+// neverInterval is the PeriodicReader's own interval: about 292 years, so
+// that its timer, which hands a failed export to otel.Handle, never fires.
+const neverInterval = time.Duration(math.MaxInt64)
 
 // New creates an Exporter: the OTel OTLP exporter for the chosen protocol
 // inside the SDK's PeriodicReader. It does not contact the receiver (gRPC
@@ -37,7 +76,7 @@ type Exporter struct {
 // already done.
 func New(ctx context.Context, opts ...Option) (*Exporter, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("otlp: New: %w", err)
+		return nil, fmt.Errorf("exporters/otlp: New: %w", err)
 	}
 	cfg, err := newConfig(opts)
 	if err != nil {
@@ -56,7 +95,7 @@ func New(ctx context.Context, opts ...Option) (*Exporter, error) {
 			if exp != nil {
 				err = errors.Join(err, exp.Shutdown(ctx))
 			}
-			return nil, fmt.Errorf("otlp: creating OTLP/HTTP exporter: %w", err)
+			return nil, fmt.Errorf("exporters/otlp: creating OTLP/HTTP exporter: %w", err)
 		}
 		inner = exp
 	default:
@@ -65,7 +104,7 @@ func New(ctx context.Context, opts ...Option) (*Exporter, error) {
 			if exp != nil {
 				err = errors.Join(err, exp.Shutdown(ctx))
 			}
-			return nil, fmt.Errorf("otlp: creating OTLP/gRPC exporter: %w", err)
+			return nil, fmt.Errorf("exporters/otlp: creating OTLP/gRPC exporter: %w", err)
 		}
 		inner = exp
 	}
@@ -75,19 +114,83 @@ func New(ctx context.Context, opts ...Option) (*Exporter, error) {
 	ropts := []sdkmetric.PeriodicReaderOption{
 		sdkmetric.WithProducer(producer),
 		sdkmetric.WithProducer(newFailedProducer(ce, cfg.now)),
-	}
-	if cfg.interval > 0 {
-		ropts = append(ropts, sdkmetric.WithInterval(cfg.interval))
+		sdkmetric.WithInterval(neverInterval),
 	}
 	if cfg.exportTimeout > 0 {
 		ropts = append(ropts, sdkmetric.WithTimeout(cfg.exportTimeout))
 	}
-	return &Exporter{
-		reader:   sdkmetric.NewPeriodicReader(ce, ropts...),
+	e := &Exporter{
 		exporter: ce,
 		protocol: cfg.protocol,
 		producer: producer,
-	}, nil
+		interval: cfg.interval,
+		stopLoop: make(chan struct{}),
+		abandon:  make(chan struct{}),
+		loopDone: make(chan struct{}),
+	}
+	e.reader = &reader{PeriodicReader: sdkmetric.NewPeriodicReader(ce, ropts...), e: e}
+	go e.run()
+	return e, nil
+}
+
+// run is the periodic export loop. The SDK's PeriodicReader passes every
+// error of its own periodic exports to otel.Handle, the process-global
+// handler, which prints to stderr by default, on top of this package's
+// logging; so its timer is never due and this loop exports through
+// ForceFlush instead, whose errors come back here. Export failures have
+// been counted and logged by countingExporter already; any other error (a
+// collection that failed before exporting) is logged here, rate-limited the
+// same way. The loop ends when Shutdown stops it or the reader is shut
+// down.
+func (e *Exporter) run() {
+	defer close(e.loopDone)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		// Shutdown's context ended before the export in progress did.
+		select {
+		case <-e.abandon:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tick := time.NewTicker(e.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.stopLoop:
+			return
+		case <-tick.C:
+		}
+		select {
+		case <-e.stopLoop:
+			return
+		default:
+		}
+		err := e.reader.PeriodicReader.ForceFlush(ctx)
+		var exportErr *exportError
+		switch {
+		case err == nil, errors.As(err, &exportErr):
+		case errors.Is(err, sdkmetric.ErrReaderShutdown), ctx.Err() != nil:
+			return
+		default:
+			e.exporter.log.collectFailure(err)
+		}
+	}
+}
+
+// stop ends the periodic loop, letting an export in progress finish unless
+// ctx ends first.
+func (e *Exporter) stop(ctx context.Context) {
+	e.stopOnce.Do(func() {
+		close(e.stopLoop)
+		select {
+		case <-e.loopDone:
+		case <-ctx.Done():
+			close(e.abandon)
+			<-e.loopDone
+		}
+	})
 }
 
 // grpcOptions translates what the options set, and only that, so that the
@@ -184,12 +287,15 @@ func (e *Exporter) Protocol() Protocol { return e.protocol }
 // orchestrator_collector_otlp_failed_exports_total.
 func (e *Exporter) FailedExports() int64 { return e.exporter.failed.Load() }
 
-// Shutdown shuts the reader down: a last export of what it holds, then the
-// connection is closed. When a Collector owns the reader, its Close has
-// already done this and Shutdown has nothing left to do; called first,
-// Shutdown does it and the Collector's Close later reports the reader as
-// already shut down. Without a deadline on ctx the reader's export timeout
-// bounds it. Shutdown is idempotent: later calls return the first result.
+// Shutdown shuts the reader down: the periodic loop stops (an export in
+// progress finishes unless ctx ends first), a last export of what the
+// reader holds, then the connection is closed. When a Collector owns the
+// reader, its Close has already done this and Shutdown has nothing left to
+// do; called first, Shutdown does it and the Collector's Close later
+// reports the reader as already shut down. Without a deadline on ctx the
+// reader's export timeout bounds it. An error starts with
+// "exporters/otlp: shutdown:" and wraps the cause. Shutdown is idempotent:
+// later calls return the first result.
 func (e *Exporter) Shutdown(ctx context.Context) error {
 	e.shutdownOnce.Do(func() {
 		err := e.reader.Shutdown(ctx)

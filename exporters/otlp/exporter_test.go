@@ -26,9 +26,10 @@ import (
 var _ otelcollector.Exporter = (*otlp.Exporter)(nil)
 
 func TestMain(m *testing.M) {
-	// The SDK's PeriodicReader passes every failed periodic export to
-	// otel.Handle, whose default prints to stderr; the tests count failures
-	// through the exporter instead.
+	// The exporter itself never writes to otel.Handle
+	// (TestLibraryErrorsNeverReachOtelHandle); the test receivers and the
+	// OTel exporters' environment parsing might, and the default handler
+	// would print to stderr.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {}))
 	goleak.VerifyTestMain(m)
 }

@@ -46,11 +46,18 @@ func (e *countingExporter) Export(ctx context.Context, rm *metricdata.ResourceMe
 	if err != nil {
 		total := e.failed.Add(1)
 		e.log.failure(failureKind(err), err, total)
-		return err
+		return &exportError{err}
 	}
 	e.log.success()
 	return nil
 }
+
+// exportError marks an error as one that countingExporter has counted and
+// logged already; its text and what it wraps are the OTel exporter's.
+type exportError struct{ err error }
+
+func (e *exportError) Error() string { return e.err.Error() }
+func (e *exportError) Unwrap() error { return e.err }
 
 // MarshalLog keeps the OTel SDK's debug logging of its reader from walking
 // into the decorated exporter.
@@ -78,7 +85,10 @@ type kindLog struct {
 	pending int64 // failures not yet reported in a line
 }
 
-const recoveredKind = "\x00recovered"
+const (
+	recoveredKind = "\x00recovered"
+	collectKind   = "\x00collect"
+)
 
 func newFailureLog(cfg config) *failureLog {
 	return &failureLog{
@@ -120,6 +130,21 @@ func (l *failureLog) failure(kind string, err error, total int64) {
 		slog.String("kind", kind),
 		slog.Int64("failures", n),
 		slog.Int64("failed_total", total),
+		slog.String("error", err.Error()))
+}
+
+// collectFailure logs a periodic collection that failed before anything
+// was exported, rate-limited like the export failures.
+func (l *failureLog) collectFailure(err error) {
+	l.mu.Lock()
+	n, ok := l.due(collectKind)
+	l.mu.Unlock()
+	if !ok {
+		return
+	}
+	l.logger.LogAttrs(context.Background(), slog.LevelWarn, "OTLP metric collection failed",
+		slog.String("protocol", string(l.protocol)),
+		slog.Int64("failures", n),
 		slog.String("error", err.Error()))
 }
 

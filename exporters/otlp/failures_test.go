@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -222,7 +223,8 @@ func TestConfigEnvironment(t *testing.T) {
 		t.Errorf("defaults: protocol %q interval %v, want grpc and %v", cfg.protocol, cfg.interval, DefaultInterval)
 	}
 
-	// The interval variable is the SDK's to read: New then passes none.
+	// The interval variable is read here, as the SDK would read it: the
+	// exporter runs the periodic loop itself.
 	t.Setenv(envInterval, "2500")
 	t.Setenv(envProtocol, "grpc")
 	t.Setenv(envMetricsProtocol, "http/protobuf") // the metrics variable wins
@@ -230,9 +232,16 @@ func TestConfigEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.protocol != ProtocolHTTP || cfg.interval != 0 {
-		t.Errorf("from env: protocol %q interval %v, want http/protobuf and 0 (left to the SDK)", cfg.protocol, cfg.interval)
+	if cfg.protocol != ProtocolHTTP || cfg.interval != 2500*time.Millisecond {
+		t.Errorf("from env: protocol %q interval %v, want http/protobuf and 2.5s", cfg.protocol, cfg.interval)
 	}
+	for _, bad := range []string{"0", "-5", "ten", "1.5"} {
+		t.Setenv(envInterval, bad)
+		if cfg, err = newConfig(nil); err != nil || cfg.interval != DefaultInterval {
+			t.Errorf("%s=%q: interval %v, %v; want %v (ignored, as the SDK does)", envInterval, bad, cfg.interval, err, DefaultInterval)
+		}
+	}
+	t.Setenv(envInterval, "2500")
 
 	cfg, err = newConfig([]Option{WithProtocol(ProtocolGRPC), WithInterval(time.Second)})
 	if err != nil {
@@ -254,4 +263,30 @@ func TestWithHeadersCopies(t *testing.T) {
 	if cfg.headers["authorization"] != "Bearer a" || cfg.headers["x-tenant"] != "t1" {
 		t.Errorf("headers = %v", cfg.headers)
 	}
+}
+
+// FuzzCheckEndpoint: an endpoint checkEndpoint accepts is exactly the host
+// of the URL the OTel exporters build from it ("http://" + endpoint), with
+// no path, query or user, and a numeric port from 1 to 65535.
+func FuzzCheckEndpoint(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:4317", "[::1]:4318", "localhost:4317", "http://h:1", "h:1/v1", "h", ":1", "h:0",
+		"h:65536", "u@h:1", "h:1?x", "h:1#x", "[::1", "h: 1", "h:+1", "h:01"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, ep string) {
+		if checkEndpoint(ep) != nil {
+			return
+		}
+		u, err := url.Parse("http://" + ep)
+		if err != nil {
+			t.Fatalf("checkEndpoint accepted %q, but it is no URL host: %v", ep, err)
+		}
+		if u.Host != ep || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			t.Fatalf("checkEndpoint accepted %q, but the URL reads host %q path %q query %q", ep, u.Host, u.Path, u.RawQuery)
+		}
+		port, err := strconv.Atoi(u.Port())
+		if err != nil || port < 1 || port > 65535 {
+			t.Fatalf("checkEndpoint accepted %q with port %q", ep, u.Port())
+		}
+	})
 }
