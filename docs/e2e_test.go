@@ -87,9 +87,7 @@ func TestE2EDashboardRulesAndQueries(t *testing.T) {
 
 	// Syntax errors do not depend on data: report them at once.
 	var all []string
-	for _, q := range recorded {
-		all = append(all, q)
-	}
+	all = append(all, recorded...)
 	all = append(all, docQueries...)
 	for _, q := range all {
 		if _, err := prom.Query(q); err != nil {

@@ -18,7 +18,7 @@ func FuzzRecord(f *testing.F) {
 	f.Add("orch-1", "claude-sonnet", int64(10), 0.5, "success")
 	f.Add("", "m", int64(-1), math.NaN(), "")
 	f.Add("\xff\xfe", "m", int64(0), math.Inf(1), "timeout")
-	f.Add("o", "a\"b\\c\nd", int64(math.MaxInt64), -0.0, "rejected")
+	f.Add("o", "a\"b\\c\nd", int64(math.MaxInt64), math.Copysign(0, -1), "rejected")
 	c, err := otelcollector.New(context.Background())
 	if err != nil {
 		f.Fatal(err)

@@ -37,28 +37,30 @@ func benchOrchIDs() []string {
 
 func benchStep(tb testing.TB, c *Collector, ids []string, rng *rand.Rand, step int) {
 	ctx := context.Background()
-	for i, id := range ids {
-		var err error
-		for _, m := range benchModels {
-			err = c.RecordTokenUsage(ctx, id, m, int64(100+rng.IntN(2000)))
-		}
-		for _, tool := range benchTools {
-			err = c.RecordToolInvocation(ctx, id, tool, ToolSuccess)
-		}
-		err = c.RecordToolInvocation(ctx, id, benchTools[step%len(benchTools)], ToolError)
-		for range 10 {
-			d := time.Duration(math.Exp(math.Log(1e4)+rng.Float64()*math.Log(1e3))) * time.Microsecond
-			err = c.RecordMessageLatency(ctx, id, d)
-		}
-		err = c.RecordError(ctx, id, []string{"rate_limit", "timeout", "tool_error"}[step%3])
-		if step > 0 {
-			err = c.RecordSessionEnd(ctx, id, "claude-code")
-		}
-		err = c.RecordSessionStart(ctx, id, "claude-code")
-		err = c.RecordDelegation(ctx, id, ids[(i+1)%len(ids)], DelegationSuccess)
+	// Every error fails the benchmark, not only the last one.
+	check := func(err error) {
 		if err != nil {
 			tb.Fatal(err)
 		}
+	}
+	for i, id := range ids {
+		for _, m := range benchModels {
+			check(c.RecordTokenUsage(ctx, id, m, int64(100+rng.IntN(2000))))
+		}
+		for _, tool := range benchTools {
+			check(c.RecordToolInvocation(ctx, id, tool, ToolSuccess))
+		}
+		check(c.RecordToolInvocation(ctx, id, benchTools[step%len(benchTools)], ToolError))
+		for range 10 {
+			d := time.Duration(math.Exp(math.Log(1e4)+rng.Float64()*math.Log(1e3))) * time.Microsecond
+			check(c.RecordMessageLatency(ctx, id, d))
+		}
+		check(c.RecordError(ctx, id, []string{"rate_limit", "timeout", "tool_error"}[step%3]))
+		if step > 0 {
+			check(c.RecordSessionEnd(ctx, id, "claude-code"))
+		}
+		check(c.RecordSessionStart(ctx, id, "claude-code"))
+		check(c.RecordDelegation(ctx, id, ids[(i+1)%len(ids)], DelegationSuccess))
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -84,16 +83,13 @@ func LookBinary(t testing.TB, envVar, name, hint string) string {
 	return ""
 }
 
-// GoTool returns the go command: the one on PATH, else the one of the
-// toolchain that built the test.
+// GoTool returns the go command on PATH. go test puts its own toolchain's
+// bin directory first on the PATH of the tests it runs.
 func GoTool(t testing.TB) string {
 	t.Helper()
-	if p, err := exec.LookPath("go"); err == nil {
-		return p
-	}
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("testpeer: go tool not found on PATH or in GOROOT: %v", err)
+	p, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("testpeer: go tool: %v", err)
 	}
 	return p
 }
