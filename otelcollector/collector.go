@@ -46,7 +46,6 @@ type Collector struct {
 	provider    *sdkmetric.MeterProvider // export provider
 	recProvider *sdkmetric.MeterProvider // recording provider
 	exporters   []Exporter
-	readers     []sdkmetric.Reader // every reader given, for the sharing check
 	logger      *slog.Logger
 	store       *store        // cumulative state read by the exporters
 	statsRdr    *store        // cumulative state read by the statistics

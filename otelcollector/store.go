@@ -478,10 +478,14 @@ func (m *storedMetric) remove(i int, key attribute.Distinct) {
 		d.DataPoints = removeAt(m, d.DataPoints, i, func(p *metricdata.HistogramDataPoint[float64]) attribute.Distinct { return p.Attributes.Equivalent() })
 		m.data = d
 	case metricdata.ExponentialHistogram[int64]:
-		d.DataPoints = removeAt(m, d.DataPoints, i, func(p *metricdata.ExponentialHistogramDataPoint[int64]) attribute.Distinct { return p.Attributes.Equivalent() })
+		d.DataPoints = removeAt(m, d.DataPoints, i, func(p *metricdata.ExponentialHistogramDataPoint[int64]) attribute.Distinct {
+			return p.Attributes.Equivalent()
+		})
 		m.data = d
 	case metricdata.ExponentialHistogram[float64]:
-		d.DataPoints = removeAt(m, d.DataPoints, i, func(p *metricdata.ExponentialHistogramDataPoint[float64]) attribute.Distinct { return p.Attributes.Equivalent() })
+		d.DataPoints = removeAt(m, d.DataPoints, i, func(p *metricdata.ExponentialHistogramDataPoint[float64]) attribute.Distinct {
+			return p.Attributes.Equivalent()
+		})
 		m.data = d
 	}
 }
