@@ -32,7 +32,9 @@
 //     the data, so the count of an outage arrives when it ends;
 //   - logged to the WithLogger logger at most once per minute per kind of
 //     failure (a gRPC code such as "unavailable" or "unauthenticated",
-//     "http_401", "unreachable", "timeout", ...), each line saying how many
+//     "http_401", "http_503", "partial_success", "unreachable", "timeout",
+//     ...; told apart by the errors' types, gRPC status codes and the
+//     status the HTTP transport saw, never by their text), each line saying how many
 //     failures it stands for; header values are never logged;
 //   - returned by Flush and Close on the Collector (and by Shutdown), with
 //     the exporter named: "exporters/otlp: flush: ...",
@@ -57,7 +59,13 @@
 // OTEL_METRIC_EXPORT_INTERVAL and OTEL_METRIC_EXPORT_TIMEOUT. This package
 // itself reads OTEL_EXPORTER_OTLP_METRICS_PROTOCOL, then
 // OTEL_EXPORTER_OTLP_PROTOCOL ("grpc" or "http/protobuf") when WithProtocol
-// is not given. An option always wins over its variable.
+// is not given, and OTEL_METRIC_EXPORT_INTERVAL (it runs the periodic loop
+// itself). For OTLP/HTTP it builds the HTTP client itself, to see the
+// status of each response, and so reads the variables the OTel HTTP
+// exporter would read for it: _TIMEOUT, _CERTIFICATE, _CLIENT_CERTIFICATE
+// and _CLIENT_KEY (the METRICS_ form first); a certificate file named there
+// that cannot be loaded makes New fail. An option always wins over its
+// variable.
 //
 // # Concurrency
 //

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 )
 
@@ -24,6 +25,9 @@ type Exporter struct {
 	exporter *countingExporter
 	protocol Protocol
 	producer *lateProducer // the Collector's recorded series (producer.go)
+
+	// closeIdle closes the idle connections of the HTTP client.
+	closeIdle func()
 
 	// The periodic loop: see run.
 	interval time.Duration
@@ -56,7 +60,9 @@ func (r *reader) ForceFlush(ctx context.Context) error {
 // last export, then the connection is closed.
 func (r *reader) Shutdown(ctx context.Context) error {
 	r.e.stop(ctx)
-	if err := r.PeriodicReader.Shutdown(ctx); err != nil {
+	err := r.PeriodicReader.Shutdown(ctx)
+	r.e.closeIdle()
+	if err != nil {
 		return fmt.Errorf("exporters/otlp: shutdown: %w", err)
 	}
 	return nil
@@ -88,9 +94,15 @@ func New(ctx context.Context, opts ...Option) (*Exporter, error) {
 	}
 
 	var inner sdkmetric.Exporter
+	closeIdle := func() {}
 	switch cfg.protocol {
 	case ProtocolHTTP:
-		exp, err := otlpmetrichttp.New(ctx, httpOptions(cfg, tlsCfg)...)
+		client, err := httpClient(cfg, tlsCfg)
+		if err != nil {
+			return nil, err
+		}
+		closeIdle = client.CloseIdleConnections
+		exp, err := otlpmetrichttp.New(ctx, append(httpOptions(cfg, tlsCfg), otlpmetrichttp.WithHTTPClient(client))...)
 		if err != nil {
 			if exp != nil {
 				err = errors.Join(err, exp.Shutdown(ctx))
@@ -120,13 +132,14 @@ func New(ctx context.Context, opts ...Option) (*Exporter, error) {
 		ropts = append(ropts, sdkmetric.WithTimeout(cfg.exportTimeout))
 	}
 	e := &Exporter{
-		exporter: ce,
-		protocol: cfg.protocol,
-		producer: producer,
-		interval: cfg.interval,
-		stopLoop: make(chan struct{}),
-		abandon:  make(chan struct{}),
-		loopDone: make(chan struct{}),
+		exporter:  ce,
+		protocol:  cfg.protocol,
+		producer:  producer,
+		interval:  cfg.interval,
+		closeIdle: closeIdle,
+		stopLoop:  make(chan struct{}),
+		abandon:   make(chan struct{}),
+		loopDone:  make(chan struct{}),
 	}
 	e.reader = &reader{PeriodicReader: sdkmetric.NewPeriodicReader(ce, ropts...), e: e}
 	go e.run()
@@ -196,7 +209,7 @@ func (e *Exporter) stop(ctx context.Context) {
 // grpcOptions translates what the options set, and only that, so that the
 // OTel exporter's environment variables apply to everything else.
 func grpcOptions(cfg config, tlsCfg *tls.Config) []otlpmetricgrpc.Option {
-	var o []otlpmetricgrpc.Option
+	o := []otlpmetricgrpc.Option{otlpmetricgrpc.WithDialOption(grpc.WithChainUnaryInterceptor(recordAnswer))}
 	if cfg.endpoint != "" {
 		o = append(o, otlpmetricgrpc.WithEndpoint(cfg.endpoint))
 	}

@@ -35,6 +35,7 @@ type countingExporter struct {
 var _ sdkmetric.Exporter = (*countingExporter)(nil)
 
 func (e *countingExporter) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+	ctx, o := withOutcome(ctx)
 	err := e.Exporter.Export(ctx, rm)
 	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
 		// Canceled by the caller, not failed: typically the reader's
@@ -45,7 +46,7 @@ func (e *countingExporter) Export(ctx context.Context, rm *metricdata.ResourceMe
 	}
 	if err != nil {
 		total := e.failed.Add(1)
-		e.log.failure(failureKind(err), err, total)
+		e.log.failure(failureKind(err, o), err, total)
 		return &exportError{err}
 	}
 	e.log.success()
@@ -173,55 +174,39 @@ func (l *failureLog) success() {
 }
 
 // failureKind names the class of an export error with a short, bounded
-// string: a gRPC status code in snake case ("unavailable",
-// "unauthenticated"), "http_<status>" for an HTTP response the exporter
-// refused, "unreachable", "timeout", "canceled", "partial_success" or
-// "other".
-func failureKind(err error) string {
+// string, from the error's types and what the transport saw (o), never
+// from its text:
+//   - a gRPC status code in snake case ("unavailable", "unauthenticated");
+//   - "http_<status>" for an HTTP response that is not 2xx (the last
+//     attempt's, when retried);
+//   - "partial_success" when the receiver answered (HTTP 2xx, gRPC without
+//     error) but the export still failed: it rejected some points;
+//   - "unreachable" (connection refused, or any dial error), "timeout"
+//     (context deadline, or a network timeout), "canceled", else "other".
+func failureKind(err error, o *outcome) string {
 	if s, ok := status.FromError(err); ok && s.Code() != codes.OK && s.Code() != codes.Unknown {
 		return snakeCase(s.Code().String())
+	}
+	if o != nil {
+		if code := o.httpStatus.Load(); code != 0 && (code < 200 || code > 299) {
+			return "http_" + strconv.Itoa(int(code))
+		}
+		if o.answered.Load() {
+			return "partial_success"
+		}
 	}
 	var op *net.OpError
 	if errors.Is(err, syscall.ECONNREFUSED) || (errors.As(err, &op) && op.Op == "dial") {
 		return "unreachable"
 	}
-	msg := err.Error()
-	if code, ok := httpStatus(msg); ok {
-		return "http_" + strconv.Itoa(code)
-	}
 	var timeout interface{ Timeout() bool }
 	switch {
-	case errors.Is(err, context.DeadlineExceeded),
-		errors.As(err, &timeout) && timeout.Timeout(),
-		strings.Contains(msg, "timeout"):
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &timeout) && timeout.Timeout():
 		return "timeout"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
-	case strings.Contains(msg, "retry-able request failure"):
-		return "http_retryable"
-	case strings.Contains(msg, "partial success"):
-		return "partial_success"
 	}
 	return "other"
-}
-
-// httpStatus finds the status of a refused OTLP/HTTP export in the error
-// text, which otlpmetrichttp formats as "...: 401 Unauthorized (body: ...)";
-// it exposes no typed error for it.
-func httpStatus(msg string) (int, bool) {
-	i := strings.Index(msg, " (body: ")
-	if i < 0 {
-		return 0, false
-	}
-	j := strings.LastIndex(msg[:i], ": ")
-	if j < 0 || len(msg) < j+5 {
-		return 0, false
-	}
-	code, err := strconv.Atoi(msg[j+2 : j+5])
-	if err != nil || code < 100 || code > 599 {
-		return 0, false
-	}
-	return code, true
 }
 
 func snakeCase(s string) string {
