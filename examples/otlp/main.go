@@ -93,8 +93,8 @@ func (f flags) options(logger *slog.Logger) []otlp.Option {
 func run(ctx context.Context, f flags) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	// The exporter logs its own failures, rate-limited, and never writes to
-	// otel.Handle; other OTel components might (for example a malformed
-	// OTEL_EXPORTER_OTLP_HEADERS): send those to the logger too.
+	// otel.Handle; other OTel components in the program might: send those
+	// to the logger too.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 		logger.Debug("otel", "error", err)
 	}))
