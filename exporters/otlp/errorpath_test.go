@@ -2,6 +2,7 @@ package otlp_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/wundr-io/orchestrator-otel/exporters/otlp"
 	"github.com/wundr-io/orchestrator-otel/internal/testpeer"
@@ -132,4 +134,38 @@ func TestLibraryErrorsNeverReachOtelHandle(t *testing.T) {
 			t.Errorf("%d errors reached otel.Handle for failed exports, first: %v", len(got), got[0])
 		}
 	})
+}
+
+// TestShutdownErrorNamesExporter: the exporter's own Shutdown, called
+// before the Collector's Close, fails its final export to a closed port
+// with an error that names the exporter and wraps the cause; the Collector's
+// Close then reports the reader as already shut down. On the old code the
+// error was the OTel exporter's bare "failed to upload metrics: ...".
+func TestShutdownErrorNamesExporter(t *testing.T) {
+	for _, protocol := range []otlp.Protocol{otlp.ProtocolGRPC, otlp.ProtocolHTTP} {
+		t.Run(string(protocol), func(t *testing.T) {
+			exp, err := otlp.New(context.Background(), otlp.WithProtocol(protocol), otlp.WithEndpoint(closedPort(t)),
+				otlp.WithInsecure(), otlp.WithRetry(false), otlp.WithTimeout(time.Second), otlp.WithInterval(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := otelcollector.New(context.Background(), otelcollector.WithExporter(exp))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.RecordTokenUsage(context.Background(), "orch-1", "m", 1); err != nil {
+				t.Fatal(err)
+			}
+			err = exp.Shutdown(context.Background())
+			if err == nil || !strings.HasPrefix(err.Error(), "exporters/otlp: shutdown: ") || !strings.Contains(err.Error(), "connection refused") {
+				t.Errorf("Shutdown: %v, want it to start with %q and carry the cause", err, "exporters/otlp: shutdown: ")
+			}
+			if again := exp.Shutdown(context.Background()); again == nil || again.Error() != err.Error() {
+				t.Errorf("second Shutdown: %v, want the first result", again)
+			}
+			if err := c.Close(context.Background()); !errors.Is(err, sdkmetric.ErrReaderShutdown) || !strings.Contains(err.Error(), "exporters/otlp: shutdown: ") {
+				t.Errorf("Close after Shutdown: %v, want a named ErrReaderShutdown", err)
+			}
+		})
+	}
 }
