@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,4 +153,41 @@ func equalLabels(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestPrometheusSeesClosedTargetDown mounts Handler in the application's
+// own server, scraped by a real Prometheus every second: up is 1 while the
+// Collector runs and turns 0 once it is closed (the handler answers 503).
+// On the old code the closed handler answered 200 with an empty body, so
+// up stayed 1 while every series went stale.
+func TestPrometheusSeesClosedTargetDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test with a real Prometheus server")
+	}
+	c, exp := newCollector(t)
+	recordKnownValues(t, c)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", exp.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	target := strings.TrimPrefix(srv.URL, "http://")
+	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{Targets: []string{target}})
+
+	up := func(want float64) func() error {
+		return func() error {
+			got, err := prom.Query(`up{job="orchestrator"}`)
+			if err != nil {
+				return err
+			}
+			if len(got) != 1 || got[0].Value != want {
+				return fmt.Errorf("up = %v, want %v", got, want)
+			}
+			return nil
+		}
+	}
+	testpeer.Eventually(t, 30*time.Second, up(1))
+	if err := c.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testpeer.Eventually(t, 30*time.Second, up(0))
 }
