@@ -344,7 +344,7 @@ func newClientGolangTarget(tb testing.TB, n int) scrapeTarget {
 	rejected := promclient.NewCounterVec(promclient.CounterOpts{Name: "orchestrator_collector_rejected_total", Help: helpRejected},
 		[]string{"reason"})
 	reg.MustRegister(tokens, rejected)
-	for _, r := range []string{"empty_label", "label_too_long", "invalid_utf8", "negative_value", "non_finite_value", "out_of_range", "unknown_status", "closed"} {
+	for _, r := range []string{"empty_label", "label_too_long", "invalid_utf8", "negative_value", "non_finite_value", "out_of_range", "unknown_status", "closed", "value_overflow"} {
 		rejected.WithLabelValues(r)
 	}
 	for i := range n {

@@ -314,10 +314,14 @@ func TestCardinalityExplosion(t *testing.T) {
 			if !strings.Contains(body, fmt.Sprintf(`orchestrator_collector_overflow_total{metric=%q} %d`, ex.metrics[0], excess)) {
 				t.Errorf("scrape lacks orchestrator_collector_overflow_total{metric=%q} %d", ex.metrics[0], excess)
 			}
-			out, err := testpeer.Promtool(t, []byte(body), "check", "metrics")
-			if err != nil || len(out) != 0 {
-				t.Errorf("promtool check metrics: %v\n%s", err, out)
-			}
+			// Only this part needs promtool: without it (outside CI) the
+			// subtest skips and the heap bounds below still hold.
+			t.Run("promtool", func(t *testing.T) {
+				out, err := testpeer.Promtool(t, []byte(body), "check", "metrics")
+				if err != nil || len(out) != 0 {
+					t.Errorf("promtool check metrics: %v\n%s", err, out)
+				}
+			})
 			scrapeLen := len(body)
 			body = ""
 			ms = nil

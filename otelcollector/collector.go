@@ -46,10 +46,19 @@ type Collector struct {
 	provider    *sdkmetric.MeterProvider // export provider
 	recProvider *sdkmetric.MeterProvider // recording provider
 	exporters   []Exporter
-	logger      *slog.Logger
-	store       *store        // cumulative state read by the exporters
-	statsRdr    *store        // cumulative state read by the statistics
-	stats       *statsSampler // AggregatedStats (stats.go)
+	// The readers of exporters on the export provider, and the readers and
+	// exporters' readers on the recording provider, each named for Close's
+	// errors; claimed is the config whose readers New claimed (share.go).
+	exportReaders, recReaders []namedReader
+	claimed                   config
+	logger                    *slog.Logger
+	// errorHandler (WithErrorHandler) or errLog (rate-limited lines on
+	// logger) report the errors with no caller (errors.go).
+	errorHandler func(error)
+	errLog       errorLog
+	store        *store        // cumulative state read by the exporters
+	statsRdr     *store        // cumulative state read by the statistics
+	stats        *statsSampler // AggregatedStats (stats.go)
 
 	// The counters and their series (counters.go).
 	sessions, tokens, tools, delegations, errorsCtr *counter
@@ -80,21 +89,34 @@ type Collector struct {
 // instrument cannot be created; it does not contact any backend, so an
 // unreachable exporter endpoint does not stop a daemon from starting.
 func New(ctx context.Context, opts ...Option) (*Collector, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("otelcollector: New: %w", err)
-	}
 	cfg, err := newConfig(opts)
+	if err == nil {
+		if err = ctx.Err(); err != nil {
+			err = fmt.Errorf("otelcollector: New: %w", err)
+		}
+	}
+	if err == nil {
+		err = claimReaders(&cfg)
+	}
 	if err != nil {
-		return nil, err
+		// Ownership of the exporters and readers passed to New: release
+		// them, except those another Collector uses.
+		return nil, errors.Join(err, releaseUnclaimed(cfg))
 	}
-	now := cfg.now
-	if now == nil {
-		now = time.Now
+	c, err := newCollector(ctx, cfg)
+	if err != nil {
+		unclaimReaders(cfg)
+		return nil, errors.Join(err, releaseUnclaimed(cfg))
 	}
+	return c, nil
+}
+
+func newCollector(ctx context.Context, cfg config) (*Collector, error) {
 
 	c := &Collector{
-		exporters: cfg.exporters,
-		logger:    cfg.logger,
+		exporters:    cfg.exporters,
+		logger:       cfg.logger,
+		errorHandler: cfg.errorHandler,
 	}
 	c.store = newStore(sdkmetric.NewManualReader(deltaReaderOptions(true, nil)...), cfg.cardinalityLimit, time.Now)
 	c.statsRdr = newStore(stats.NewReader(deltaReaderOptions(false, nil)[0]), cfg.cardinalityLimit, time.Now)
@@ -117,6 +139,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 	userReaders := 0
 	for _, r := range cfg.readers {
 		recOpts = append(recOpts, sdkmetric.WithReader(r))
+		c.recReaders = append(c.recReaders, namedReader{fmt.Sprintf("reader %T", r), r})
 		userReaders++
 	}
 	for _, e := range cfg.exporters {
@@ -124,10 +147,12 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 			if err := pe.SetProducer(c.store.producer(pe.Temporality)); err != nil {
 				return nil, fmt.Errorf("%w: exporter %T: %w", ErrInvalidOption, e, err)
 			}
+			c.exportReaders = append(c.exportReaders, namedReader{fmt.Sprintf("exporter %T", e), e.Reader()})
 			expOpts = append(expOpts, sdkmetric.WithReader(e.Reader()))
 			continue
 		}
 		recOpts = append(recOpts, sdkmetric.WithReader(e.Reader()))
+		c.recReaders = append(c.recReaders, namedReader{fmt.Sprintf("exporter %T", e), e.Reader()})
 		userReaders++
 	}
 	c.recProvider = sdkmetric.NewMeterProvider(recOpts...)
@@ -137,6 +162,7 @@ func New(ctx context.Context, opts ...Option) (*Collector, error) {
 		// Release the readers we were handed; the error says what failed.
 		return nil, errors.Join(err, c.provider.Shutdown(ctx), c.recProvider.Shutdown(ctx))
 	}
+	c.claimed = cfg
 	c.startStats(cfg)
 	return c, nil
 }
@@ -222,6 +248,9 @@ func (c *Collector) createObservables(m metric.Meter, gauges bool) error {
 // Flush makes every reader export what it holds now (ForceFlush). Without a
 // deadline on ctx it gives up after 30 s. After Close it returns ErrClosed.
 func (c *Collector) Flush(ctx context.Context) error {
+	if c == nil {
+		return ErrNilHandle
+	}
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -230,13 +259,30 @@ func (c *Collector) Flush(ctx context.Context) error {
 	return untilDeadline(ctx, "Flush", c.forceFlush)
 }
 
-// Close flushes every reader, shuts the MeterProvider down and then each
-// exporter. Without a deadline on ctx it gives up after 30 s. Records made
-// after Close returns ErrClosed. Close is idempotent: later calls return the
-// first call's result.
+// closeGrace is the deadline of Close's final export when Close is called
+// with a context that is already done, as `defer c.Close(ctx)` with a
+// signal context gives.
+const closeGrace = 5 * time.Second
+
+// Close flushes every reader, shuts the MeterProviders down and then each
+// exporter. Without a deadline on ctx it gives up after 30 s; if ctx is
+// already done, the final export gets a deadline of its own of 5 s
+// (closeGrace), detached from ctx. Close returns by its deadline even if a
+// reader or an exporter hangs, which then finishes in the background. Each
+// error names the exporter or reader that failed and wraps the cause.
+// Records made after Close return ErrClosed. Close is idempotent: later
+// calls return the first call's result.
 func (c *Collector) Close(ctx context.Context) error {
+	if c == nil {
+		return ErrNilHandle
+	}
 	c.closeOnce.Do(func() {
-		ctx, cancel := withDefaultTimeout(ctx)
+		var cancel context.CancelFunc
+		if ctx.Err() != nil {
+			ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), closeGrace)
+		} else {
+			ctx, cancel = withDefaultTimeout(ctx)
+		}
 		defer cancel()
 		// From here records return ErrClosed; wait for those already past
 		// the check so that the final collection has every accepted record.
@@ -249,18 +295,40 @@ func (c *Collector) Close(ctx context.Context) error {
 		for _, r := range c.regs {
 			err = errors.Join(err, r.Unregister())
 		}
-		for _, e := range c.exporters {
-			err = errors.Join(err, e.Shutdown(ctx))
-		}
+		err = errors.Join(err, c.shutdownExporters(ctx))
+		unclaimReaders(c.claimed)
 		c.closeErr = err
 	})
 	return c.closeErr
 }
 
+// shutdownExporters shuts every exporter down at once and waits for each
+// until ctx is done.
+func (c *Collector) shutdownExporters(ctx context.Context) error {
+	errs := make([]error, len(c.exporters))
+	var wg sync.WaitGroup
+	for i, e := range c.exporters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := untilDeadline(ctx, fmt.Sprintf("Close: exporter %T shutdown", e), e.Shutdown); err != nil {
+				errs[i] = fmt.Errorf("otelcollector: Close: exporter %T: %w", e, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // Rejected returns how many records the Collector has rejected as invalid
 // since New, over all reasons. The same figure, by reason, is exported as
 // orchestrator_collector_rejected_total.
-func (c *Collector) Rejected() int64 { return c.rejected.Total() }
+func (c *Collector) Rejected() int64 {
+	if c == nil {
+		return 0
+	}
+	return c.rejected.Total()
+}
 
 func withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {

@@ -59,6 +59,8 @@ type config struct {
 	genaiMetrics     bool // WithGenAIMetrics (genai.go)
 	runtimeMetrics   bool // WithRuntimeMetrics (runtime.go)
 	errs             []error
+	errorHandler     func(error)      // WithErrorHandler; nil: the logger
+	shared           sdkmetric.Reader // a reader another Collector uses (share.go)
 	// views are added to the recording MeterProvider, which holds the
 	// synchronous instruments, for options that change their streams.
 	views []sdkmetric.View
@@ -107,8 +109,12 @@ func newConfig(opts []Option) (config, error) {
 // reader behind the Collector's statistics.
 func WithExporter(e Exporter) Option {
 	return optionFunc(func(c config) config {
-		if e == nil {
-			c.errs = append(c.errs, fmt.Errorf("%w: WithExporter(nil)", ErrInvalidOption))
+		if isNil(e) {
+			c.errs = append(c.errs, fmt.Errorf("%w: WithExporter(%T(nil)); did the exporter's New fail?", ErrInvalidOption, e))
+			return c
+		}
+		if isNil(e.Reader()) {
+			c.errs = append(c.errs, fmt.Errorf("%w: WithExporter(%T) supplies a nil reader", ErrInvalidOption, e))
 			return c
 		}
 		c.exporters = append(c.exporters, e)
@@ -118,11 +124,18 @@ func WithExporter(e Exporter) Option {
 
 // WithReader adds any SDK reader, for example an sdkmetric.ManualReader in
 // tests. It may be given several times. The Collector shuts the reader down
-// on Close. A nil reader makes New fail.
+// on Close, or when New fails. A nil or typed-nil reader, or one that
+// another Collector uses, makes New fail with ErrInvalidOption.
+//
+// The reader is registered on the MeterProvider the instruments record to
+// and reads the SDK's own state: ForgetOrchestrator does not remove series
+// from it (the SDK cannot delete a series of a synchronous instrument), and
+// each such reader adds an SDK measurement to every record. Exporters that
+// implement ProducerExporter read the Collector's store instead.
 func WithReader(r sdkmetric.Reader) Option {
 	return optionFunc(func(c config) config {
-		if r == nil {
-			c.errs = append(c.errs, fmt.Errorf("%w: WithReader(nil)", ErrInvalidOption))
+		if isNil(r) {
+			c.errs = append(c.errs, fmt.Errorf("%w: WithReader(%T(nil))", ErrInvalidOption, r))
 			return c
 		}
 		c.readers = append(c.readers, r)
@@ -146,6 +159,20 @@ func WithResource(r *resource.Resource) Option {
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c config) config {
 		c.logger = l
+		return c
+	})
+}
+
+// WithErrorHandler sends the errors that have no caller (WithMetrics,
+// httpmetrics, the statistics sampler) to f, every one of them, instead of
+// to the Collector's logger. By default they are logged at Warn level
+// through WithLogger's logger, at most one line per source every 10 s with
+// the number suppressed in between; the process-global otel.Handle is not
+// used unless given here (WithErrorHandler(otel.Handle)). nil keeps the
+// default.
+func WithErrorHandler(f func(error)) Option {
+	return optionFunc(func(c config) config {
+		c.errorHandler = f
 		return c
 	})
 }

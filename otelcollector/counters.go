@@ -3,6 +3,7 @@ package otelcollector
 import (
 	"context"
 	"errors"
+	"math"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -69,6 +70,32 @@ func (k *counter) add(ctx context.Context, e *counterEntry, n int64) {
 		return
 	}
 	k.sync.Add(ctx, n, e.opts...)
+}
+
+// addSaturating adds n >= 0 to series e unless that would take the series
+// past the largest int64, which it reports with false, adding nothing. The
+// series' running total is kept in e.n in both modes for that check.
+func (k *counter) addSaturating(ctx context.Context, e *counterEntry, n int64) bool {
+	for {
+		cur := e.n.Load()
+		if n > math.MaxInt64-cur {
+			return false
+		}
+		if e.n.CompareAndSwap(cur, cur+n) {
+			break
+		}
+	}
+	if e.overflow {
+		k.series.overflowed.Add(1)
+	}
+	if k.atomic {
+		if !e.live.Load() {
+			e.live.Store(true)
+		}
+		return true
+	}
+	k.sync.Add(ctx, n, e.opts...)
+	return true
 }
 
 // publish reports a change of n that the caller has already applied to e.n

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // inflightShards is the number of in-flight counters; a power of two.
@@ -48,6 +50,9 @@ func shardOfStack() uint32 {
 // so Close sees the increment until the record leaves. A record that
 // increments after Close has read its shard sees closed true and backs out.
 func (c *Collector) enter() (uint32, bool) {
+	if c == nil {
+		return 0, false // the caller's reject returns ErrNilHandle
+	}
 	s := shardOfStack()
 	c.inflight.shards[s].n.Add(1)
 	if c.closed.Load() {
@@ -104,12 +109,34 @@ func untilDeadline(ctx context.Context, what string, op func(context.Context) er
 	}
 }
 
-// shutdownProvider shuts the MeterProviders down, which makes every reader
-// collect and export one last time, giving up at ctx's deadline. The export
-// provider goes first: its readers' final collection reads the store, whose
-// reader is on the recording provider.
+// shutdownProvider shuts the readers and the MeterProviders down, which
+// makes every reader collect and export one last time, each giving up at
+// ctx's deadline. The export provider's readers go first: their final
+// collection reads the store, whose reader is on the recording provider.
+// Each reader is shut down by itself so that its error can name it; the
+// providers then shut down what remains (the Collector's own readers); the
+// ErrReaderShutdown they return for the readers shut down already is ours.
 func (c *Collector) shutdownProvider(ctx context.Context) error {
-	return untilDeadline(ctx, "Close: a reader's final export", func(ctx context.Context) error {
-		return errors.Join(c.provider.Shutdown(ctx), c.recProvider.Shutdown(ctx))
-	})
+	var err error
+	for _, group := range [][]namedReader{c.exportReaders, c.recReaders} {
+		for _, r := range group {
+			// ErrReaderShutdown here means someone else shut the reader
+			// down before Close (and so lost nothing of ours): say so.
+			if e := untilDeadline(ctx, "Close: "+r.name+": final export", r.r.Shutdown); e != nil {
+				err = errors.Join(err, fmt.Errorf("otelcollector: Close: %s: final export: %w", r.name, e))
+			}
+		}
+	}
+	for _, p := range []*sdkmetric.MeterProvider{c.provider, c.recProvider} {
+		if e := untilDeadline(ctx, "Close: provider shutdown", p.Shutdown); e != nil && !errors.Is(e, sdkmetric.ErrReaderShutdown) {
+			err = errors.Join(err, fmt.Errorf("otelcollector: Close: %w", e))
+		}
+	}
+	return err
+}
+
+// namedReader is a reader with the name Close's errors give it.
+type namedReader struct {
+	name string
+	r    sdkmetric.Reader
 }

@@ -84,6 +84,9 @@ func (c *Collector) UpdateNodeLoad(nodeID string, load float64) error {
 // ForgetNode stops reporting nodeID's load, so a departed node does not
 // linger in scrapes. Forgetting an unknown node is a no-op.
 func (c *Collector) ForgetNode(nodeID string) {
+	if c == nil {
+		return
+	}
 	g := &c.gauges
 	g.mu.Lock()
 	delete(g.load, nodeID)
@@ -132,6 +135,9 @@ func (c *Collector) UpdateBudgetUtilization(orchestratorID string, period Budget
 // ForgetBudget stops reporting the budget series of orchestratorID and
 // period. Forgetting an unknown series is a no-op.
 func (c *Collector) ForgetBudget(orchestratorID string, period BudgetPeriod) {
+	if c == nil {
+		return
+	}
 	g := &c.gauges
 	g.mu.Lock()
 	delete(g.budget, budgetKey{orchestratorID, period})

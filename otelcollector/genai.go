@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -68,9 +69,15 @@ func (c *Collector) RecordTokenUsageDetailed(ctx context.Context, orchestratorID
 	}
 	if g := c.genai; g != nil {
 		e := g.entry(u.Operation, u.Model, u.Provider)
+		if e == g.overflow {
+			g.tokensOverflowed.Add(1)
+		}
 		g.tokens.Record(ctx, u.Input, e.input...)
 		g.tokens.Record(ctx, u.Output, e.output...)
 		if u.Duration > 0 {
+			if e == g.overflow {
+				g.durationOverflowed.Add(1)
+			}
 			g.duration.Record(ctx, u.Duration.Seconds(), e.duration...)
 		}
 	}
@@ -86,7 +93,7 @@ func (c *Collector) checkTokenUsage(u TokenUsage) error {
 		return c.reject(r, "Output", u.Output)
 	}
 	if u.Input > math.MaxInt64-u.Output {
-		c.rejected.Add(validate.OutOfRange)
+		c.rejected.Add(validate.ValueOverflow)
 		return fmt.Errorf("%w: Input+Output (%d+%d) overflows int64", ErrInvalidValue, u.Input, u.Output)
 	}
 	if u.Duration < 0 {
@@ -120,16 +127,21 @@ func (c *Collector) createGenAI(m metric.Meter, cfg config) error {
 }
 
 // genaiMetrics holds the GenAI instruments and, per (operation, model,
-// provider), the options of their series. Up to limit tuples are cached;
-// further tuples build their options per call and the SDK's cardinality
-// limit folds their series into its overflow series.
+// provider), the options of their series. Up to limit-1 tuples are cached,
+// as for the other instruments; every further tuple records into the
+// overflow series (otel.metric.overflow=true), built once, so that a record
+// past the limit allocates nothing, and is counted in
+// orchestrator_collector_overflow_total.
 type genaiMetrics struct {
 	tokens   metric.Int64Histogram
 	duration metric.Float64Histogram
 
-	limit   int
-	mu      sync.RWMutex
-	entries map[genaiKey]*genaiEntry
+	limit    int
+	mu       sync.RWMutex
+	entries  map[genaiKey]*genaiEntry
+	overflow *genaiEntry
+
+	tokensOverflowed, durationOverflowed atomic.Int64
 }
 
 type genaiKey struct{ operation, model, provider string }
@@ -149,8 +161,9 @@ func newGenAIMetrics(m metric.Meter, limit int) (*genaiMetrics, error) {
 	return &genaiMetrics{
 		tokens:   tokens.Inst(),
 		duration: duration.Inst(),
-		limit:    limit,
+		limit:    max(limit-1, 1),
 		entries:  make(map[genaiKey]*genaiEntry),
+		overflow: newGenAIOverflow(),
 	}, nil
 }
 
@@ -162,19 +175,30 @@ func (g *genaiMetrics) entry(operation, model, provider string) *genaiEntry {
 	k := genaiKey{operation, model, provider}
 	g.mu.RLock()
 	e, ok := g.entries[k]
+	full := len(g.entries) >= g.limit
 	g.mu.RUnlock()
 	if ok {
 		return e
 	}
-	e = newGenAIEntry(k)
-	g.mu.Lock()
-	if old, ok := g.entries[k]; ok {
-		e = old
-	} else if len(g.entries) < g.limit {
-		g.entries[k] = e
+	if full {
+		return g.overflow
 	}
-	g.mu.Unlock()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if old, ok := g.entries[k]; ok {
+		return old
+	}
+	if len(g.entries) >= g.limit {
+		return g.overflow
+	}
+	e = newGenAIEntry(k)
+	g.entries[k] = e
 	return e
+}
+
+func newGenAIOverflow() *genaiEntry {
+	opts := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(overflowAttr))}
+	return &genaiEntry{input: opts, output: opts, duration: opts}
 }
 
 func newGenAIEntry(k genaiKey) *genaiEntry {

@@ -236,7 +236,10 @@ func (t *TokenCounter) Add(ctx context.Context, tokens int64) error {
 		c.leave(slot)
 		return err
 	}
-	c.tokens.add(ctx, e, tokens)
+	if !c.tokens.addSaturating(ctx, e, tokens) {
+		c.leave(slot)
+		return c.reject(validate.ValueOverflow, "tokens", tokens)
+	}
 	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tokens", "orchestrator_id", t.orchestratorID, "model", t.model, "tokens", tokens)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
@@ -324,20 +323,17 @@ func TestWithMetricsPanicRecordsAndRepanics(t *testing.T) {
 	}
 }
 
-// TestWithMetricsRecordFailureGoesToOtelHandle: a record that fails inside
-// WithMetrics (here: the Collector is closed) does not change fn's result;
-// it is reported to otel.Handle.
-func TestWithMetricsRecordFailureGoesToOtelHandle(t *testing.T) {
+// TestWithMetricsRecordFailureGoesToErrorHandler: a record that fails
+// inside WithMetrics (here: the Collector is closed) does not change fn's
+// result; it is reported to the handler of WithErrorHandler.
+func TestWithMetricsRecordFailureGoesToErrorHandler(t *testing.T) {
 	var mu sync.Mutex
 	var handled []error
-	prev := otel.GetErrorHandler()
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+	c, _ := newTestCollector(t, otelcollector.WithErrorHandler(func(err error) {
 		mu.Lock()
 		handled = append(handled, err)
 		mu.Unlock()
 	}))
-	t.Cleanup(func() { otel.SetErrorHandler(prev) })
-	c, _ := newTestCollector(t)
 	_ = c.Close(context.Background())
 	v, err := otelcollector.WithMetrics(context.Background(), c, "o", func(context.Context) (int, error) { return 7, nil })
 	if v != 7 || err != nil {
@@ -346,7 +342,7 @@ func TestWithMetricsRecordFailureGoesToOtelHandle(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if len(handled) != 1 || !errors.Is(handled[0], otelcollector.ErrClosed) {
-		t.Fatalf("otel.Handle got %v, want one ErrClosed", handled)
+		t.Fatalf("error handler got %v, want one ErrClosed", handled)
 	}
 }
 

@@ -49,6 +49,15 @@ func (c *Collector) overflowSources() []overflowSource {
 		{schema.Errors, &c.errorsCtr.series.overflowed},
 		{schema.BudgetUtilization, &c.gauges.budgetOverflowed},
 	}
+	if g := c.genai; g != nil {
+		src = append(src, []struct {
+			name string
+			n    *atomic.Int64
+		}{
+			{schema.GenAITokenUsage, &g.tokensOverflowed},
+			{schema.GenAIOperationDuration, &g.durationOverflowed},
+		}...)
+	}
 	out := make([]overflowSource, len(src))
 	for i, s := range src {
 		out[i] = overflowSource{n: s.n, opts: observeOptions(attribute.String(schema.KeyMetric, s.name))}
@@ -62,6 +71,9 @@ func (c *Collector) overflowSources() []overflowSource {
 // updates rejected with ErrCardinalityLimit. The same figure, by metric, is
 // exported as orchestrator_collector_overflow_total once it is above 0.
 func (c *Collector) Overflowed() int64 {
+	if c == nil {
+		return 0
+	}
 	var n int64
 	for _, s := range c.overflowSources() {
 		n += s.n.Load()

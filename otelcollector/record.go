@@ -76,6 +76,12 @@ func (c *Collector) RecordSessionStart(ctx context.Context, orchestratorID, sess
 // RecordSessionEnd removes one active session. Ending a session of a series
 // with none active is rejected with ErrInvalidValue, so the gauge never goes
 // negative.
+//
+// Past the cardinality limit, every (orchestrator, session type) without a
+// series of its own shares the overflow series, and the check applies to
+// that series: an end of such a tuple is accepted while any overflowed
+// session is active, even one of another tuple, and rejected when none is.
+// The overflow series itself never goes negative.
 func (c *Collector) RecordSessionEnd(ctx context.Context, orchestratorID, sessionType string) error {
 	slot, ok := c.enter()
 	if !ok {
@@ -133,7 +139,10 @@ func (c *Collector) RecordTokenUsage(ctx context.Context, orchestratorID, model 
 		c.leave(slot)
 		return err
 	}
-	c.tokens.add(ctx, e, tokens)
+	if !c.tokens.addSaturating(ctx, e, tokens) {
+		c.leave(slot)
+		return c.reject(validate.ValueOverflow, "tokens", tokens)
+	}
 	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tokens", "orchestrator_id", orchestratorID, "model", model, "tokens", tokens)

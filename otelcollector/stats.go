@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/wundr-io/orchestrator-otel/internal/stats"
@@ -154,6 +153,9 @@ type AggregatedStats struct {
 // carry no orchestrator and are in no orchestrator's stats. ctx bounds the
 // collection of a window ending now; it is not checked otherwise.
 func (c *Collector) AggregatedStats(ctx context.Context, orchestratorID string, r TimeRange) (AggregatedStats, error) {
+	if c == nil {
+		return AggregatedStats{}, ErrNilHandle
+	}
 	if c.closed.Load() {
 		return AggregatedStats{}, ErrClosed
 	}
@@ -186,9 +188,10 @@ func (c *Collector) AggregatedStats(ctx context.Context, orchestratorID string, 
 // statsSampler samples the in-memory reader every resolution step into the
 // store AggregatedStats reads.
 type statsSampler struct {
-	store *stats.Store
-	stop  chan struct{}
-	done  chan struct{}
+	store  *stats.Store
+	stop   chan struct{}
+	done   chan struct{}
+	report func(error) // the Collector's handler of errors with no caller
 }
 
 // startStats creates the store and starts the sampler goroutine, which
@@ -199,9 +202,10 @@ func (c *Collector) startStats(cfg config) {
 		now = time.Now
 	}
 	s := &statsSampler{
-		store: stats.New(c.statsRdr, cfg.statsResolution, cfg.statsRetention, now),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
+		store:  stats.New(c.statsRdr, cfg.statsResolution, cfg.statsRetention, now),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		report: func(err error) { c.handleError("stats sampler", err) },
 	}
 	c.stats = s
 	tick := cfg.statsTick
@@ -226,11 +230,11 @@ func (c *Collector) startStats(cfg config) {
 	}()
 }
 
-// sample takes one sample; an error has no caller and goes to otel.Handle.
+// sample takes one sample; an error has no caller and goes to report.
 func (s *statsSampler) sample() {
 	err := s.store.Sample(bgCtx)
 	if err != nil && !errors.Is(err, stats.ErrClosed) && !errors.Is(err, sdkmetric.ErrReaderShutdown) {
-		otel.Handle(fmt.Errorf("otelcollector: stats sampler: %w", err))
+		s.report(fmt.Errorf("otelcollector: stats sampler: %w", err))
 	}
 }
 

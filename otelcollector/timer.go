@@ -3,8 +3,6 @@ package otelcollector
 import (
 	"context"
 	"time"
-
-	"go.opentelemetry.io/otel"
 )
 
 // Timer measures elapsed time on the monotonic clock. It is a value: starting
@@ -34,7 +32,8 @@ func (t Timer) Stop() time.Duration {
 // unchanged. If fn panics, WithMetrics records the latency and the error and
 // then panics again with the same value. A recording failure (an invalid
 // orchestratorID, a closed Collector) never changes what fn returns; it is
-// reported to otel.Handle.
+// reported like every error with no caller (see WithErrorHandler: by
+// default a rate-limited Warn line on the Collector's logger).
 func WithMetrics[T any](ctx context.Context, c *Collector, orchestratorID string, fn func(ctx context.Context) (T, error)) (T, error) {
 	t := c.StartTimer()
 	failed := true
@@ -46,7 +45,7 @@ func WithMetrics[T any](ctx context.Context, c *Collector, orchestratorID string
 			}
 		}
 		if err != nil {
-			otel.Handle(err)
+			c.handleError("WithMetrics", err)
 		}
 	}()
 	v, err := fn(ctx)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/wundr-io/orchestrator-otel/otelcollector"
@@ -91,9 +90,7 @@ func TestWithMetricsPanic(t *testing.T) {
 
 func TestWithMetricsInvalidIDStillRunsFn(t *testing.T) {
 	var handled []error
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { handled = append(handled, err) }))
-	t.Cleanup(func() { otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {})) })
-	c, _ := newTestCollector(t)
+	c, _ := newTestCollector(t, otelcollector.WithErrorHandler(func(err error) { handled = append(handled, err) }))
 	ran := false
 	v, err := otelcollector.WithMetrics(context.Background(), c, "", func(context.Context) (string, error) {
 		ran = true
@@ -106,6 +103,6 @@ func TestWithMetricsInvalidIDStillRunsFn(t *testing.T) {
 		t.Error("the invalid orchestrator id was not counted")
 	}
 	if len(handled) == 0 || !errors.Is(handled[0], otelcollector.ErrInvalidLabel) {
-		t.Errorf("otel.Handle got %v, want the ErrInvalidLabel", handled)
+		t.Errorf("error handler got %v, want the ErrInvalidLabel", handled)
 	}
 }

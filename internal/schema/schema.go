@@ -95,6 +95,13 @@ func DefaultLatencyBuckets() []float64 {
 // recommend are given here. In Prometheus the metrics scrape as
 // gen_ai_client_token_usage and gen_ai_client_operation_duration_seconds.
 
+// The GenAI instruments' names, as orchestrator_collector_overflow_total's
+// metric label gives them.
+const (
+	GenAITokenUsage        = "gen_ai.client.token.usage"
+	GenAIOperationDuration = "gen_ai.client.operation.duration"
+)
+
 // GenAITokenUsageBuckets are the bounds, in tokens, that the conventions
 // recommend for gen_ai.client.token.usage.
 func GenAITokenUsageBuckets() []float64 {

@@ -29,6 +29,9 @@ const (
 	OutOfRange
 	UnknownStatus
 	Closed
+	// ValueOverflow: the value would take a counter series, or a sum of
+	// values, past the largest int64.
+	ValueOverflow
 	numReasons
 )
 
@@ -45,6 +48,7 @@ var reasonNames = [...]string{
 	OutOfRange:     "out_of_range",
 	UnknownStatus:  "unknown_status",
 	Closed:         "closed",
+	ValueOverflow:  "value_overflow",
 }
 
 // String returns the snake_case name of r.

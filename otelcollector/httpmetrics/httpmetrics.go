@@ -7,9 +7,9 @@
 //	m, err := httpmetrics.New(c, func(r *http.Request) string { return r.Header.Get("X-Orchestrator-ID") })
 //	mux.Handle("/v1/messages", m.Handler(messages))
 //
-// It lives beside otelcollector and imports only otelcollector, the standard
-// library and go.opentelemetry.io/otel, all of which otelcollector links
-// already, so that a program gets it without linking anything more.
+// It lives beside otelcollector and imports only otelcollector and the
+// standard library, so that a program gets it without linking anything
+// more.
 //
 // # Metrics emitted
 //
@@ -27,7 +27,9 @@
 //
 // A record the Collector rejects (an ID that is not a valid label value, a
 // closed Collector) does not change the response; the error goes to the
-// handler of WithErrorHandler, by default otel.Handle.
+// handler of WithErrorHandler, by default the Collector's own
+// (Collector.HandleError: its logger, rate-limited, or the handler of
+// otelcollector.WithErrorHandler).
 //
 // # Concurrency
 //
@@ -40,8 +42,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-
-	"go.opentelemetry.io/otel"
 
 	"github.com/wundr-io/orchestrator-otel/otelcollector"
 )
@@ -88,7 +88,7 @@ func WithErrorType(f func(status int) string) Option {
 }
 
 // WithErrorHandler sets where the errors of rejected records go. The
-// default is otel.Handle. A nil f makes New fail.
+// default is the Collector's HandleError. A nil f makes New fail.
 func WithErrorHandler(f func(error)) Option {
 	return optionFunc(func(c config) config {
 		if f == nil {
@@ -124,7 +124,7 @@ func ServerErrorType(status int) string {
 // orchestrator). A nil c or orchestratorID, or an invalid option, makes New
 // fail.
 func New(c *otelcollector.Collector, orchestratorID func(*http.Request) string, opts ...Option) (*Middleware, error) {
-	cfg := config{errorType: ServerErrorType, handle: otel.Handle}
+	cfg := config{errorType: ServerErrorType, handle: c.HandleError}
 	for _, o := range opts {
 		if o != nil {
 			cfg = o.apply(cfg)
