@@ -17,6 +17,7 @@ SUBMODULES := $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
 ## a smoke run of the benchmarks and of each fuzz target.
 test: lint collector
 	$(GO) test -race -count=1 -p $(TEST_P) $(PKGS)
+	cd internal/grafanacheck && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	$(MAKE) bench-smoke fuzz-smoke rules-mutate
 
 ## unit: the fast tests, no peers.

@@ -45,9 +45,11 @@ var builtins = strings.NewReplacer(
 	"${__range}", "1m", "$__range", "1m",
 )
 
-// TestE2EDashboardRulesAndQueries starts the quickstart binary, a second
-// in-process target with the GenAI metrics and a cardinality overflow, and
-// one Prometheus server with rules.yml loaded that scrapes both. Then every
+// TestE2EDashboardRulesAndQueries starts a fleet: the quickstart binary
+// twice (two instances of one job, so that the dashboard's instance
+// variable has something to tell apart), a third in-process target with
+// the GenAI metrics and a cardinality overflow, and one Prometheus server
+// with rules.yml loaded that scrapes all three. Then every
 // query of the dashboard (with its variables resolved the way Grafana
 // would, both for one value and for All), every recording rule and every
 // query of promql.md must be valid and return data. promtool checks and
@@ -78,10 +80,11 @@ func TestE2EDashboardRulesAndQueries(t *testing.T) {
 	}
 
 	quickstart := startQuickstart(t)
+	quickstart2 := startQuickstart(t)
 	side := startSideTarget(t)
 	checkQuickstartScrape(t, quickstart)
 	prom := testpeer.StartPrometheus(t, testpeer.PrometheusOptions{
-		Targets:   []string{quickstart, side},
+		Targets:   []string{quickstart, quickstart2, side},
 		RuleFiles: []string{rules},
 	})
 
@@ -102,12 +105,21 @@ func TestE2EDashboardRulesAndQueries(t *testing.T) {
 		eventuallyAllReturnData(t, prom, recorded)
 	})
 	t.Run("dashboard", func(t *testing.T) {
-		// Resolve the variables as Grafana does, in order (model depends
-		// on orchestrator_id), with the first value of each...
+		// Resolve the variables as Grafana does, in order (instance
+		// depends on job, orchestrator_id on both, model on all three),
+		// with the first value of each, except that the instance chosen
+		// is the third target, which records into every panel's metric
+		// (the quickstart overflows nothing)...
 		one := map[string]string{}
 		for _, v := range dash.queryVariables() {
 			vals := eventuallyLabelValues(t, prom, v, one)
-			one[v.Name] = regexp.QuoteMeta(vals[0])
+			if v.Name == "instance" {
+				if !slices.Contains(vals, side) {
+					t.Fatalf("variable instance: %v lacks %s", vals, side)
+				}
+				vals = []string{side}
+			}
+			one[v.Name] = promRegex(vals[0])
 		}
 		// ...and with All.
 		allValues := map[string]string{}
@@ -125,6 +137,101 @@ func TestE2EDashboardRulesAndQueries(t *testing.T) {
 	t.Run("promql.md", func(t *testing.T) {
 		eventuallyAllReturnData(t, prom, docQueries)
 	})
+	t.Run("dashboard tells instances apart", func(t *testing.T) {
+		checkInstances(t, prom, dash, []string{quickstart, quickstart2, side})
+	})
+	t.Run("dashboard panel fixes", func(t *testing.T) {
+		checkPanelFixes(t, prom, dash, side)
+	})
+}
+
+// checkInstances: with instance = All the library's own panels (rejected
+// records, overflow) show one series per daemon; with one instance chosen,
+// no panel shows a series of another.
+func checkInstances(t *testing.T, prom *testpeer.Prometheus, dash *dashboard, instances []string) {
+	t.Helper()
+	all := map[string]string{"job": ".*", "instance": ".*", "orchestrator_id": ".*", "model": ".*"}
+	rejected := substitute(t, dash.panel(t, "Rejected records by reason").Targets[0].Expr, all)
+	testpeer.Eventually(t, 60*time.Second, func() error {
+		s, err := prom.Query(rejected)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for _, x := range s {
+			seen[x.Labels["instance"]] = true
+		}
+		for _, in := range instances {
+			if !seen[in] {
+				return fmt.Errorf("rejected panel shows no series of %s (has %v)", in, seen)
+			}
+		}
+		return nil
+	})
+	for _, in := range instances {
+		one := map[string]string{"job": "orchestrator", "instance": promRegex(in), "orchestrator_id": ".*", "model": ".*"}
+		for _, e := range dash.exprs() {
+			q := substitute(t, e, one)
+			s, err := prom.Query(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, x := range s {
+				if got, ok := x.Labels["instance"]; ok && got != in {
+					t.Errorf("instance %s selected, but %s shows a series of %s", in, q, got)
+				}
+			}
+		}
+	}
+}
+
+// checkPanelFixes: the stat "Tool failure ratio" shows 0, not no data, for
+// an orchestrator that never failed; "Errors by type" labels its overflow
+// series; no panel uses unit none; the budget bargauge does not clip values
+// above 100.
+func checkPanelFixes(t *testing.T, prom *testpeer.Prometheus, dash *dashboard, side string) {
+	t.Helper()
+	vars := map[string]string{"job": ".*", "instance": promRegex(side), "orchestrator_id": "orch-spotless", "model": ".*"}
+	ratio := substitute(t, dash.panel(t, "Tool failure ratio").Targets[0].Expr, vars)
+	testpeer.Eventually(t, 60*time.Second, func() error {
+		s, err := prom.Query(ratio)
+		if err != nil {
+			return err
+		}
+		if len(s) != 1 || s[0].Value != 0 {
+			return fmt.Errorf("tool failure ratio of orch-spotless: got %v, want one sample of 0", s)
+		}
+		return nil
+	})
+	// The overflow series has no orchestrator_id (every label is folded
+	// into otel_metric_overflow="true"), so it shows under All.
+	vars["orchestrator_id"] = ".*"
+	errs := substitute(t, dash.panel(t, "Errors by type").Targets[0].Expr, vars)
+	testpeer.Eventually(t, 60*time.Second, func() error {
+		s, err := prom.Query(errs)
+		if err != nil {
+			return err
+		}
+		var overflow bool
+		for _, x := range s {
+			if x.Labels["error_type"] == "" {
+				return fmt.Errorf("errors by type: a series with no error_type (an empty legend): %v", x.Labels)
+			}
+			overflow = overflow || x.Labels["otel_metric_overflow"] == "true"
+		}
+		if !overflow {
+			return fmt.Errorf("errors by type shows no overflow series yet: %v", s)
+		}
+		return nil
+	})
+	for _, p := range dash.allPanels() {
+		if p.FieldConfig.Defaults.Unit == "none" {
+			t.Errorf("panel %q: unit none (shows 26553 for 26.6 K); use short", p.Title)
+		}
+	}
+	if m := dash.panel(t, "Budget utilization").FieldConfig.Defaults.Max; m != nil && *m <= 100 {
+		t.Errorf("budget panel: max %v clips over-budget values", *m)
+	}
 }
 
 func absPath(t *testing.T, rel string) string {
@@ -246,7 +353,8 @@ func checkQuickstartScrape(t *testing.T, addr string) {
 
 // startSideTarget serves, from this process, what the quickstart does not
 // record: the GenAI metrics (WithGenAIMetrics, RecordTokenUsageDetailed)
-// and a cardinality overflow (five error types with a limit of 3).
+// and a cardinality overflow (five error types with a limit of 4: three
+// series and the overflow series).
 func startSideTarget(t *testing.T) string {
 	t.Helper()
 	exp, err := prometheus.New(prometheus.WithServer("127.0.0.1:0"))
@@ -256,7 +364,7 @@ func startSideTarget(t *testing.T) string {
 	c, err := otelcollector.New(context.Background(),
 		otelcollector.WithExporter(exp),
 		otelcollector.WithGenAIMetrics(),
-		otelcollector.WithCardinalityLimit(3),
+		otelcollector.WithCardinalityLimit(4),
 	)
 	if err != nil {
 		t.Fatal(errors.Join(err, exp.Shutdown(context.Background())))
@@ -284,6 +392,29 @@ func startSideTarget(t *testing.T) string {
 				}
 			}
 			if err := c.RecordError(ctx, "orch-genai", fmt.Sprintf("type-%d", i%5)); err != nil {
+				t.Error(err)
+				return
+			}
+			// The rest of the eight metrics, so that every panel has data
+			// when this instance is the one chosen; orch-spotless's tools
+			// never fail.
+			status := otelcollector.ToolSuccess
+			if i%4 == 0 {
+				status = otelcollector.ToolError
+			}
+			errs := []error{
+				c.RecordMessageLatency(ctx, "orch-genai", time.Duration(200+i%2000)*time.Millisecond),
+				c.RecordToolInvocation(ctx, "orch-genai", "bash", status),
+				c.RecordToolInvocation(ctx, "orch-spotless", "bash", otelcollector.ToolSuccess),
+				c.RecordTokenUsage(ctx, "orch-spotless", "claude-haiku", 100),
+				c.RecordDelegation(ctx, "orch-genai", "orch-spotless", otelcollector.DelegationSuccess),
+				c.UpdateNodeLoad("node-side", 0.3),
+				c.UpdateBudgetUtilization("orch-genai", otelcollector.PeriodDaily, 40),
+			}
+			if i == 0 {
+				errs = append(errs, c.RecordSessionStart(ctx, "orch-genai", "claude-code"))
+			}
+			if err := errors.Join(errs...); err != nil {
 				t.Error(err)
 				return
 			}
@@ -447,7 +578,25 @@ type panel struct {
 		Expr       string      `json:"expr"`
 		Datasource *datasource `json:"datasource"`
 	} `json:"targets"`
-	Panels []panel `json:"panels"` // a collapsed row's panels
+	Panels      []panel `json:"panels"` // a collapsed row's panels
+	FieldConfig struct {
+		Defaults struct {
+			Unit string   `json:"unit"`
+			Max  *float64 `json:"max"`
+		} `json:"defaults"`
+	} `json:"fieldConfig"`
+}
+
+// panel returns the panel titled title.
+func (d *dashboard) panel(t *testing.T, title string) panel {
+	t.Helper()
+	for _, p := range d.allPanels() {
+		if p.Title == title {
+			return p
+		}
+	}
+	t.Fatalf("no panel %q", title)
+	return panel{}
 }
 
 func (d *dashboard) allPanels() []panel {
@@ -509,7 +658,7 @@ func loadDashboard(t *testing.T) *dashboard {
 	if ds, ok := vars["datasource"]; !ok || ds.Type != "datasource" || string(ds.Query) != `"prometheus"` {
 		t.Errorf("want a datasource variable of type prometheus, got %+v", ds)
 	}
-	for _, name := range []string{"orchestrator_id", "model"} {
+	for _, name := range []string{"job", "instance", "orchestrator_id", "model"} {
 		v, ok := vars[name]
 		if !ok {
 			t.Errorf("no %s variable", name)
@@ -623,4 +772,11 @@ func substitute(t *testing.T, expr string, vars map[string]string) string {
 		t.Fatalf("unresolved variable in %q", s)
 	}
 	return s
+}
+
+// promRegex quotes s as Grafana does for a regex variable in a Prometheus
+// query: regex metacharacters escaped, then the backslashes escaped for the
+// double-quoted PromQL string.
+func promRegex(s string) string {
+	return strings.ReplaceAll(regexp.QuoteMeta(s), `\`, `\\`)
 }
