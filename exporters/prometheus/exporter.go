@@ -13,6 +13,7 @@ import (
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
@@ -30,6 +31,7 @@ type Exporter struct {
 	claim     *claim
 	claimedOn []promclient.Registerer
 	closed    atomic.Bool
+	mu        sync.RWMutex // gather holds it to read, close to write closed
 	release   sync.Once
 
 	server   *http.Server
@@ -106,17 +108,22 @@ func New(opts ...Option) (*Exporter, error) {
 	if err := e.register(cfg.registerer); err != nil {
 		return nil, err
 	}
-	served := promhttp.HandlerFor(e.registry, promhttp.HandlerOpts{
+	hopts := promhttp.HandlerOpts{
 		ErrorLog:          slogPrinter{cfg.logger},
 		ErrorHandling:     promhttp.ContinueOnError,
 		EnableOpenMetrics: true,
-	})
+	}
 	e.handler = guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if e.closed.Load() {
+		// Gathered under the read lock that close takes for writing: a
+		// scrape either has all the series or answers 503, never a 200
+		// cut short by a reader shutting down beneath it. The response is
+		// written outside the lock, so a slow client cannot hold up Close.
+		g, ok := e.gather()
+		if !ok {
 			http.Error(w, "exporters/prometheus: exporter is shut down", http.StatusServiceUnavailable)
 			return
 		}
-		served.ServeHTTP(w, r)
+		promhttp.HandlerFor(g, hopts).ServeHTTP(w, r)
 	}), cfg.auth)
 	if cfg.serve {
 		if err := e.listen(cfg); err != nil {
@@ -162,13 +169,34 @@ func (e *Exporter) register(reg promclient.Registerer) error {
 // close makes Handler answer 503 and the forwarder go quiet, and releases
 // the library's names on every registry, once.
 func (e *Exporter) close() {
+	e.mu.Lock()
 	e.closed.Store(true)
+	e.mu.Unlock()
 	e.release.Do(func() {
 		for _, r := range e.claimedOn {
 			r.Unregister(e.claim)
 		}
 	})
 }
+
+// gather gathers the served registry unless the exporter is closed.
+func (e *Exporter) gather() (promclient.Gatherer, bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed.Load() {
+		return nil, false
+	}
+	mfs, err := e.registry.Gather()
+	return gathered{mfs, err}, true
+}
+
+// gathered is the result of one Gather, served as a Gatherer.
+type gathered struct {
+	mfs []*dto.MetricFamily
+	err error
+}
+
+func (g gathered) Gather() ([]*dto.MetricFamily, error) { return g.mfs, g.err }
 
 func (e *Exporter) listen(cfg config) error {
 	var tlsCfg *tls.Config

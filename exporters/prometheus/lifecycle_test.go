@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -183,5 +184,58 @@ func TestShutdownErrorNamesExporter(t *testing.T) {
 	}
 	if again := exp.Shutdown(context.Background()); again == nil || again.Error() != err.Error() {
 		t.Fatalf("second Shutdown: %v, want the first result %v", again, err)
+	}
+}
+
+// TestHandlerDuringCloseConcurrentSafe scrapes from 8 goroutines while the
+// Collector closes: every answer is a 200 with the series or a 503, and
+// after Close only 503.
+func TestHandlerDuringCloseConcurrentSafe(t *testing.T) {
+	c, exp := newCollector(t)
+	recordKnownValues(t, c)
+	h := exp.Handler()
+	stop := make(chan struct{})
+	bad := make(chan string, 8)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+				switch {
+				case rec.Code == http.StatusServiceUnavailable:
+				case rec.Code == http.StatusOK && strings.Contains(rec.Body.String(), "orchestrator_tokens_used_total"):
+				default:
+					select {
+					case bad <- fmt.Sprintf("%d %q", rec.Code, rec.Body.String()):
+					default:
+					}
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	if err := c.Close(context.Background()); err != nil {
+		t.Error(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	close(bad)
+	for b := range bad {
+		t.Errorf("answer during Close: %s", b)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("after Close: %d", rec.Code)
 	}
 }
