@@ -1,0 +1,389 @@
+package fleet
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// The exact increase of a set of counters over (Start, End] is computed
+// without increase() or rate(), whose extrapolation differs between
+// engines and is never an exact count. Only last_over_time, min_over_time
+// and resets are used, which Prometheus and VictoriaMetrics evaluate alike
+// on the raw samples inside a range:
+//
+//  1. baseline: last_over_time(x[B]) at Start, B = max(step, 1h): the value
+//     each series had when the window opened (none: it counts from zero);
+//  2. a grid of at most gridIntervals intervals over the window, aligned to
+//     multiples of the step: for each interval, last_over_time,
+//     min_over_time and resets of every series, in one range query;
+//  3. interval by interval, per series: with no reset, the interval adds
+//     last − previous; when its minimum is below the previous value (a
+//     reset at the interval's start) it adds last (counting from zero after
+//     the drop); when resets() reports a reset inside it, the interval is
+//     walked again, recursively, with a grid of its own, and once it is no
+//     longer than rawMax, from its raw samples.
+//
+// The engine reads the raw samples; the client holds at most one grid
+// (families × series × gridIntervals points) or one short raw interval at a
+// time, so memory does not grow with the window.
+const (
+	tagFamily     = "fleet_m"
+	tagFunc       = "fleet_fn"
+	gridIntervals = 120
+	rawMax        = 10 * time.Minute
+	minBaseline   = time.Hour
+)
+
+// family is one set of counter series, all summed the same way.
+type family struct {
+	metric   string
+	matchers []string
+}
+
+type series struct {
+	labels  model.Metric
+	prev    float64
+	hasPrev bool
+	delta   float64
+}
+
+// counters holds the state of every family of one call.
+type counters struct {
+	c    *Client
+	fams []family
+	sels []string
+	st   []map[string]*series
+	// queries counts the queries sent, for the docs' cost statement and
+	// the tests.
+	queries int
+}
+
+func (c *Client) newCounters(fams []family) *counters {
+	cs := &counters{c: c, fams: fams}
+	for _, f := range fams {
+		cs.sels = append(cs.sels, selector(f.metric, f.matchers, c.selector))
+		cs.st = append(cs.st, map[string]*series{})
+	}
+	return cs
+}
+
+// msTime truncates t to the millisecond, the engines' resolution.
+func msTime(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()) }
+
+func chooseStep(w time.Duration) time.Duration {
+	ms := (w.Milliseconds() + gridIntervals - 1) / gridIntervals
+	if ms < 1 {
+		ms = 1
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// tagged joins fn(sel[r]) of the given families into one expression whose
+// series carry the family index and the function name.
+func (cs *counters) tagged(fis []int, fns []string, r time.Duration) string {
+	var parts []string
+	for _, i := range fis {
+		for _, fn := range fns {
+			parts = append(parts, fmt.Sprintf(`label_replace(label_replace(%s(%s[%s]), %q, %q, "", ""), %q, %q, "", "")`,
+				fn, cs.sels[i], promDuration(r), tagFamily, strconv.Itoa(i), tagFunc, fn))
+		}
+	}
+	return strings.Join(parts, " or ")
+}
+
+// run computes the increase of every family over (start, end].
+func (cs *counters) run(ctx context.Context, start, end time.Time) error {
+	if !end.After(start) {
+		return nil
+	}
+	all := make([]int, len(cs.fams))
+	for i := range all {
+		all[i] = i
+	}
+	b := max(chooseStep(end.Sub(start)), minBaseline)
+	q := cs.tagged(all, []string{"last_over_time"}, b)
+	cs.queries++
+	vec, err := cs.c.instant(ctx, q, start)
+	if err != nil {
+		return err
+	}
+	for _, s := range vec {
+		fi, _, err := cs.tags(q, s.Metric)
+		if err != nil {
+			return err
+		}
+		if !finite(s.Value) {
+			return cs.c.engineErr(q, fmt.Errorf("counter value %v", s.Value))
+		}
+		ser := cs.get(fi, s.Metric)
+		ser.prev, ser.hasPrev = float64(s.Value), true
+	}
+	return cs.walk(ctx, all, start, end)
+}
+
+func (cs *counters) tags(q string, m model.Metric) (int, string, error) {
+	fi, err := strconv.Atoi(string(m[tagFamily]))
+	if err != nil || fi < 0 || fi >= len(cs.fams) {
+		return 0, "", cs.c.engineErr(q, fmt.Errorf("series %v without a valid %s label", m, tagFamily))
+	}
+	return fi, string(m[tagFunc]), nil
+}
+
+func (cs *counters) get(fi int, m model.Metric) *series {
+	k := seriesKey(m)
+	s := cs.st[fi][k]
+	if s == nil {
+		lm := model.Metric{}
+		for n, v := range m {
+			if n != tagFamily && n != tagFunc && n != model.MetricNameLabel {
+				lm[n] = v
+			}
+		}
+		s = &series{labels: lm}
+		cs.st[fi][k] = s
+	}
+	return s
+}
+
+// agg is what the grid says of one series in one interval.
+type agg struct {
+	last, min, resets float64
+	has               uint8 // bits: 1 last, 2 min, 4 resets
+}
+
+type interval struct {
+	lo, hi time.Time
+	full   bool // both ends on the grid: answered by the range query
+}
+
+func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
+	if b.Sub(a) <= rawMax {
+		return cs.raw(ctx, fis, a, b)
+	}
+	step := chooseStep(b.Sub(a))
+	ivs := grid(a, b, step)
+	// aggs[k][fi][key]
+	aggs := make([]map[int]map[string]*agg, len(ivs))
+	for k := range aggs {
+		aggs[k] = map[int]map[string]*agg{}
+	}
+	fns := []string{"last_over_time", "min_over_time", "resets"}
+	g, gctx := newGroup(ctx, cs.c.parallel)
+	results := make([]model.Matrix, len(ivs)+1)
+	var full []int
+	for k, iv := range ivs {
+		if iv.full {
+			full = append(full, k)
+			continue
+		}
+		k, iv := k, iv
+		q := cs.tagged(fis, fns, iv.hi.Sub(iv.lo))
+		cs.queries++
+		g.Go(func() error {
+			vec, err := cs.c.instant(gctx, q, iv.hi)
+			if err != nil {
+				return err
+			}
+			m := make(model.Matrix, 0, len(vec))
+			for _, s := range vec {
+				m = append(m, &model.SampleStream{Metric: s.Metric, Values: []model.SamplePair{{Timestamp: s.Timestamp, Value: s.Value}}})
+			}
+			results[k] = m
+			return nil
+		})
+	}
+	var rangeQ string
+	if len(full) > 0 {
+		rangeQ = cs.tagged(fis, fns, step)
+		r := v1.Range{Start: ivs[full[0]].hi, End: ivs[full[len(full)-1]].hi, Step: step}
+		cs.queries++
+		g.Go(func() error {
+			m, err := cs.c.rangeQuery(gctx, rangeQ, r)
+			results[len(ivs)] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	// Index the grid points by their time.
+	byTime := map[int64]int{}
+	for _, k := range full {
+		byTime[ivs[k].hi.UnixMilli()] = k
+	}
+	put := func(q string, m model.Matrix, fixed int) error {
+		for _, ss := range m {
+			fi, fn, err := cs.tags(q, ss.Metric)
+			if err != nil {
+				return err
+			}
+			key := seriesKey(ss.Metric)
+			for _, p := range ss.Values {
+				k := fixed
+				if k < 0 {
+					var ok bool
+					if k, ok = byTime[int64(p.Timestamp)]; !ok {
+						return cs.c.engineErr(q, fmt.Errorf("point at %v is not on the grid", p.Timestamp.Time()))
+					}
+				}
+				if !finite(p.Value) {
+					return cs.c.engineErr(q, fmt.Errorf("counter value %v", p.Value))
+				}
+				byKey := aggs[k][fi]
+				if byKey == nil {
+					byKey = map[string]*agg{}
+					aggs[k][fi] = byKey
+				}
+				ag := byKey[key]
+				if ag == nil {
+					ag = &agg{}
+					byKey[key] = ag
+					cs.get(fi, ss.Metric)
+				}
+				v := float64(p.Value)
+				switch fn {
+				case "last_over_time":
+					ag.last, ag.has = v, ag.has|1
+				case "min_over_time":
+					ag.min, ag.has = v, ag.has|2
+				case "resets":
+					ag.resets, ag.has = v, ag.has|4
+				default:
+					return cs.c.engineErr(q, fmt.Errorf("series %v without a valid %s label", ss.Metric, tagFunc))
+				}
+			}
+		}
+		return nil
+	}
+	for k, iv := range ivs {
+		if !iv.full {
+			if err := put(cs.tagged(fis, fns, iv.hi.Sub(iv.lo)), results[k], k); err != nil {
+				return err
+			}
+		}
+	}
+	if err := put(rangeQ, results[len(ivs)], -1); err != nil {
+		return err
+	}
+	results = nil
+
+	for k, iv := range ivs {
+		var zoom []int
+		for _, fi := range fis {
+			for key, ag := range aggs[k][fi] {
+				if ag.has&1 == 0 {
+					continue // no sample in the interval
+				}
+				if ag.resets > 0 || ag.has&6 != 6 {
+					zoom = append(zoom, fi)
+					break
+				}
+				_ = key
+			}
+		}
+		for _, fi := range fis {
+			if contains(zoom, fi) {
+				continue
+			}
+			for key, ag := range aggs[k][fi] {
+				if ag.has&1 == 0 {
+					continue
+				}
+				s := cs.st[fi][key]
+				switch {
+				case !s.hasPrev:
+					s.delta += ag.last
+				case ag.min < s.prev:
+					s.delta += ag.last // a reset at the interval's start
+				default:
+					s.delta += ag.last - s.prev
+				}
+				s.prev, s.hasPrev = ag.last, true
+			}
+		}
+		if len(zoom) > 0 {
+			if err := cs.walk(ctx, zoom, iv.lo, iv.hi); err != nil {
+				return err
+			}
+		}
+		aggs[k] = nil
+	}
+	return nil
+}
+
+func contains(xs []int, x int) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// grid splits (a, b] at the multiples of step strictly inside it.
+func grid(a, b time.Time, step time.Duration) []interval {
+	sm := step.Milliseconds()
+	am, bm := a.UnixMilli(), b.UnixMilli()
+	first := (am/sm + 1) * sm
+	var ivs []interval
+	lo := a
+	for m := first; m < bm; m += sm {
+		hi := time.UnixMilli(m)
+		ivs = append(ivs, interval{lo: lo, hi: hi, full: lo.UnixMilli()%sm == 0 && lo.UnixMilli() != am})
+		lo = hi
+	}
+	ivs = append(ivs, interval{lo: lo, hi: b})
+	return ivs
+}
+
+// raw applies the raw samples of (a, b] of the given families.
+func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time) error {
+	g, gctx := newGroup(ctx, cs.c.parallel)
+	res := make([]model.Matrix, len(cs.fams))
+	qs := make([]string, len(cs.fams))
+	for _, fi := range fis {
+		fi := fi
+		qs[fi] = cs.sels[fi] + "[" + promDuration(b.Sub(a)) + "]"
+		cs.queries++
+		g.Go(func() error {
+			m, err := cs.c.instantMatrix(gctx, qs[fi], b)
+			res[fi] = m
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	am := a.UnixMilli()
+	for _, fi := range fis {
+		for _, ss := range res[fi] {
+			vals := ss.Values
+			sort.Slice(vals, func(i, j int) bool { return vals[i].Timestamp < vals[j].Timestamp })
+			s := cs.get(fi, ss.Metric)
+			for _, p := range vals {
+				if int64(p.Timestamp) <= am {
+					continue // Prometheus 2 ranges include their start
+				}
+				if !finite(p.Value) {
+					return cs.c.engineErr(qs[fi], fmt.Errorf("counter value %v", p.Value))
+				}
+				v := float64(p.Value)
+				switch {
+				case !s.hasPrev || v < s.prev:
+					s.delta += v
+				default:
+					s.delta += v - s.prev
+				}
+				s.prev, s.hasPrev = v, true
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,369 @@
+package fleet_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/wundr-io/orchestrator-otel/internal/enginepeer"
+	"github.com/wundr-io/orchestrator-otel/internal/testpeer"
+	"github.com/wundr-io/orchestrator-otel/otelcollector"
+	"github.com/wundr-io/orchestrator-otel/otelcollector/fleet"
+)
+
+func contextTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
+
+// daemonExtraOptions are options the daemon process adds from its
+// environment.
+func daemonExtraOptions() []otelcollector.Option {
+	var opts []otelcollector.Option
+	if os.Getenv("FLEET_DAEMON_NATIVE") != "" {
+		opts = append(opts, nativeOption())
+	}
+	return opts
+}
+
+// baseOps gives a new daemon process a large first value on every series
+// the restarted process records later, so that the restart is a visible
+// drop on each of them.
+func baseOps() []op {
+	var ops []op
+	for _, o := range []string{"orch-1", "orch-2"} {
+		for _, m := range []string{"claude-sonnet", "claude-haiku", "gpt-4o"} {
+			ops = append(ops, op{Op: "tokens", Orch: o, Model: m, N: 10000})
+		}
+		for _, us := range []int64{50e3, 300e3, 800e3, 1.5e6, 3e6, 7e6, 12e6} {
+			for range 3 {
+				ops = append(ops, op{Op: "latency", Orch: o, Micros: us})
+			}
+		}
+		for range 3 {
+			ops = append(ops,
+				op{Op: "tool", Orch: o, Tool: "bash", Status: "success"},
+				op{Op: "error", Orch: o, Type: "timeout"},
+				op{Op: "delegation", Orch: o, To: "orch-2", Status: "success"},
+			)
+		}
+	}
+	return ops
+}
+
+// afterRestartOps records once on series that baseOps made large.
+func afterRestartOps() []op {
+	return []op{
+		{Op: "tokens", Orch: "orch-1", Model: "claude-sonnet", N: 77},
+		{Op: "tokens", Orch: "orch-2", Model: "gpt-4o", N: 5},
+		{Op: "latency", Orch: "orch-1", Micros: 1.5e6},
+		{Op: "tool", Orch: "orch-1", Tool: "bash", Status: "success"},
+		{Op: "error", Orch: "orch-2", Type: "timeout"},
+		{Op: "delegation", Orch: "orch-1", To: "orch-2", Status: "success"},
+	}
+}
+
+// fleetRun drives three daemon processes through four phases while the
+// engines scrape them, keeping the ground truth and the daemons' own stats.
+type fleetRun struct {
+	t       *testing.T
+	engines []*enginepeer.Engine
+	tr      truth
+	bounds  []time.Time // t_0 ... t_3
+	daemons map[string]*daemon
+	procOf  map[string]string // daemon name -> current process
+	totals  map[string]float64
+	alive   map[string]bool
+	// snaps[proc][window] are a dead process's own stats.
+	snaps map[string]map[[2]int]map[string]otelcollector.AggregatedStats
+	// waitTotals reports the engine's per-target token totals.
+	waitTotals func(e *enginepeer.Engine) (map[string]float64, error)
+	// flush is called after each batch of records (push tests).
+	flush func(d *daemon)
+}
+
+var (
+	windows  = [][2]int{{0, 1}, {1, 2}, {0, 3}, {1, 3}, {2, 3}}
+	orchs    = []string{"orch-1", "orch-2", "orch-3"}
+	openEnds = -1
+)
+
+func newFleetRun(t *testing.T, engines []*enginepeer.Engine, daemons map[string]*daemon) *fleetRun {
+	r := &fleetRun{
+		t: t, engines: engines, daemons: daemons,
+		tr:     truth{alive: map[int]map[string]bool{}},
+		procOf: map[string]string{}, totals: map[string]float64{}, alive: map[string]bool{},
+		snaps: map[string]map[[2]int]map[string]otelcollector.AggregatedStats{},
+	}
+	for name := range daemons {
+		r.procOf[name] = name + "1"
+		r.alive[name+"1"] = true
+	}
+	r.waitTotals = func(e *enginepeer.Engine) (map[string]float64, error) {
+		return tokensByInstance(engineAPI(t, e.URL))
+	}
+	return r
+}
+
+func (r *fleetRun) record(name string, phase int, ops []op) {
+	d := r.daemons[name]
+	d.Record(ops...)
+	for _, o := range ops {
+		r.tr.events = append(r.tr.events, event{proc: r.procOf[name], phase: phase, op: o})
+		if o.Op == "tokens" {
+			r.totals[d.Addr] += float64(o.N)
+		}
+	}
+	if r.flush != nil {
+		r.flush(d)
+	}
+}
+
+// waitScraped waits until every engine holds each live daemon's latest
+// token total, so that a boundary taken now has every record before it.
+func (r *fleetRun) waitScraped() {
+	r.t.Helper()
+	for _, e := range r.engines {
+		testpeer.Eventually(r.t, 60*time.Second, func() error {
+			got, err := r.waitTotals(e)
+			if err != nil {
+				return err
+			}
+			for name, d := range r.daemons {
+				if !r.alive[r.procOf[name]] {
+					continue
+				}
+				if got[d.Addr] != r.totals[d.Addr] {
+					return fmt.Errorf("%s: daemon %s total %v, want %v", e.Name, name, got[d.Addr], r.totals[d.Addr])
+				}
+			}
+			return nil
+		})
+	}
+}
+
+func (r *fleetRun) boundary() {
+	r.t.Helper()
+	r.waitScraped()
+	time.Sleep(150 * time.Millisecond)
+	r.bounds = append(r.bounds, time.Now())
+	al := map[string]bool{}
+	for p, ok := range r.alive {
+		al[p] = ok
+	}
+	r.tr.alive[len(r.bounds)-1] = al
+	time.Sleep(150 * time.Millisecond)
+}
+
+// snapshot keeps a process's own stats of every window it can take part
+// in, just before it ends.
+func (r *fleetRun) snapshot(name string) {
+	proc := r.procOf[name]
+	d := r.daemons[name]
+	r.snaps[proc] = map[[2]int]map[string]otelcollector.AggregatedStats{}
+	for _, w := range windows {
+		if w[0] >= len(r.bounds) {
+			continue
+		}
+		end := time.Now()
+		if w[1] < len(r.bounds) {
+			end = r.bounds[w[1]]
+		}
+		m := map[string]otelcollector.AggregatedStats{}
+		for _, o := range orchs {
+			m[o] = d.Stats(o, r.bounds[w[0]], end)
+		}
+		r.snaps[proc][w] = m
+	}
+}
+
+func (r *fleetRun) stop(name string) {
+	r.waitScraped()
+	r.snapshot(name)
+	r.daemons[name].Stop()
+	r.alive[r.procOf[name]] = false
+	r.totals[r.daemons[name].Addr] = 0
+}
+
+func (r *fleetRun) restart(name string, n int) {
+	r.stop(name)
+	r.daemons[name].start()
+	r.procOf[name] = fmt.Sprintf("%s%d", name, n)
+	r.alive[r.procOf[name]] = true
+}
+
+// inProcess sums the daemons' own stats of window w.
+func (r *fleetRun) inProcess(orch string, w [2]int) otelcollector.AggregatedStats {
+	var all []otelcollector.AggregatedStats
+	for _, m := range r.snaps {
+		if s, ok := m[w]; ok {
+			all = append(all, s[orch])
+		}
+	}
+	for name, d := range r.daemons {
+		if r.alive[r.procOf[name]] {
+			all = append(all, d.Stats(orch, r.bounds[w[0]], r.bounds[w[1]]))
+		}
+	}
+	var sum otelcollector.AggregatedStats
+	var lat time.Duration
+	for _, s := range all {
+		sum.TotalTokens += s.TotalTokens
+		for k, v := range s.TokensByModel {
+			sum.TokensByModel = inc(sum.TokensByModel, k, v)
+		}
+		sum.Messages += s.Messages
+		lat += s.AvgLatency * time.Duration(s.Messages)
+		sum.ToolInvocations += s.ToolInvocations
+		sum.SuccessfulToolCalls += s.SuccessfulToolCalls
+		sum.FailedToolCalls += s.FailedToolCalls
+		for k, v := range s.ToolCallsByTool {
+			sum.ToolCallsByTool = inc(sum.ToolCallsByTool, k, v)
+		}
+		sum.Errors += s.Errors
+		for k, v := range s.ErrorsByType {
+			sum.ErrorsByType = inc(sum.ErrorsByType, k, v)
+		}
+		sum.DelegationsOut += s.DelegationsOut
+		sum.DelegationsIn += s.DelegationsIn
+	}
+	if sum.Messages > 0 {
+		sum.AvgLatency = lat / time.Duration(sum.Messages)
+	}
+	if d := sum.Messages + sum.ToolInvocations; d > 0 {
+		sum.ErrorRate = float64(sum.Errors) / float64(d)
+	}
+	if sum.ToolInvocations > 0 {
+		sum.ToolFailureRate = float64(sum.FailedToolCalls) / float64(sum.ToolInvocations)
+	}
+	return sum
+}
+
+// play runs the four phases: 0 before t_0 (history the windows start
+// from), 1, 2 (daemon B restarts), 3 (daemon C stops for good).
+func (r *fleetRun) play() {
+	rng := rand.New(rand.NewPCG(13, 1))
+	names := []string{"A", "B", "C"}
+	for _, n := range names {
+		r.record(n, 0, append(baseOps(), genOps(rng, 30)...))
+	}
+	r.boundary() // t_0
+	for _, n := range names {
+		r.record(n, 1, genOps(rng, 40))
+	}
+	r.record("A", 1, []op{{Op: "delegation", Orch: "orch-2", To: "orch-3", Status: "error"}})
+	r.boundary() // t_1
+	for _, n := range names {
+		r.record(n, 2, genOps(rng, 40))
+	}
+	r.restart("B", 2)
+	r.record("B", 2, afterRestartOps())
+	r.boundary() // t_2
+	r.record("C", 3, genOps(rng, 20))
+	r.stop("C")
+	r.record("A", 3, genOps(rng, 40))
+	r.record("B", 3, afterRestartOps())
+	r.boundary() // t_3
+}
+
+// check compares the fleet client of every engine with the ground truth
+// and with the sum of the daemons' own stats.
+func (r *fleetRun) check(opts ...fleet.Option) {
+	t := r.t
+	for _, e := range r.engines {
+		c := newClient(t, e.URL, opts...)
+		ctx, cancel := contextTimeout(time.Minute)
+		for _, w := range windows {
+			tw := otelcollector.TimeRange{Start: r.bounds[w[0]], End: r.bounds[w[1]]}
+			for _, o := range orchs {
+				what := fmt.Sprintf("%s %s window t%d..t%d", e.Name, o, w[0], w[1])
+				got, err := c.AggregatedStats(ctx, o, tw)
+				if err != nil {
+					t.Fatalf("%s: %v", what, err)
+				}
+				want := r.tr.expect(o, w[0], w[1])
+				checkCounts(t, what, got, want.AggregatedStats)
+				checkClassicPercentiles(t, what, got, want)
+				if got.ActiveSessions != want.ActiveSessions {
+					t.Errorf("%s: ActiveSessions = %d, want %d", what, got.ActiveSessions, want.ActiveSessions)
+				}
+				checkCounts(t, what+" (vs in-process)", got, r.inProcess(o, w))
+				ids, err := c.Orchestrators(ctx, tw)
+				if err != nil {
+					t.Fatalf("%s: Orchestrators: %v", what, err)
+				}
+				if wantIDs := r.activeIDs(w); !slices.Equal(ids, wantIDs) {
+					t.Errorf("%s: Orchestrators = %v, want %v", what, ids, wantIDs)
+				}
+			}
+		}
+		// Last: from t_0 to now (nothing after t_3).
+		for _, o := range orchs {
+			got, err := c.AggregatedStats(ctx, o, otelcollector.Last(time.Since(r.bounds[0])))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := r.tr.expect(o, 0, 3)
+			checkCounts(t, e.Name+" "+o+" Last", got, want.AggregatedStats)
+			checkClassicPercentiles(t, e.Name+" "+o+" Last", got, want)
+		}
+		// An orchestrator nobody recorded for.
+		got, err := c.AggregatedStats(ctx, "orch-none", otelcollector.Last(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.TotalTokens != 0 || got.Messages != 0 || got.TokensByModel != nil || got.ActiveSessions != 0 {
+			t.Errorf("%s: unknown orchestrator: %+v", e.Name, got)
+		}
+		cancel()
+	}
+}
+
+// activeIDs are the orchestrators with a record in window w.
+func (r *fleetRun) activeIDs(w [2]int) []string {
+	set := map[string]bool{}
+	for _, ev := range r.tr.events {
+		if ev.phase <= w[0] || ev.phase > w[1] {
+			continue
+		}
+		switch ev.op.Op {
+		case "session_start", "session_end":
+			continue
+		case "delegation":
+			set[ev.op.To] = true
+		}
+		set[ev.op.Orch] = true
+	}
+	var out []string
+	for id := range set {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestPullExact: Prometheus 2.42 and VictoriaMetrics 1.79 scrape three
+// daemon processes (one restarts mid-window, one stops for good); the fleet
+// stats of every window equal the ground truth and the sum of the daemons'
+// own in-process stats, on both engines.
+func TestPullExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: starts Prometheus, VictoriaMetrics and three daemons")
+	}
+	daemons := map[string]*daemon{}
+	var targets []string
+	for _, n := range []string{"A", "B", "C"} {
+		daemons[n] = startDaemon(t, n, "")
+		targets = append(targets, daemons[n].Addr)
+	}
+	job := enginepeer.ScrapeJob("orchestrator-daemon", false, targets...)
+	prom := enginepeer.StartPrometheus(t, enginepeer.Options{ScrapeConfigs: job})
+	vm := enginepeer.StartVictoriaMetrics(t, enginepeer.Options{ScrapeConfigs: job})
+	r := newFleetRun(t, []*enginepeer.Engine{prom, vm}, daemons)
+	r.play()
+	r.check(fleet.WithSelector(`job="orchestrator-daemon"`))
+}
