@@ -30,6 +30,8 @@ type Client struct {
 	warn     func(Warning)
 	now      func() time.Time
 	parallel int
+	rawMax   time.Duration // the longest interval read from raw samples
+	grid     int64         // intervals per grid
 }
 
 var _ otelcollector.StatsSource = (*Client)(nil)
@@ -73,6 +75,8 @@ type config struct {
 	errs       []error
 	now        func() time.Time
 	concurrent int
+	rawMax     time.Duration
+	grid       int64
 }
 
 // WithSelector adds label matchers to every query, for example
@@ -223,7 +227,7 @@ func validHeaderName(s string) bool {
 // and contacts nothing: a daemon can start while its engine is down. A bad
 // address or option gives an error wrapping otelcollector.ErrInvalidOption.
 func New(addr string, opts ...Option) (*Client, error) {
-	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4}
+	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4, rawMax: rawMax, grid: gridIntervals}
 	for _, o := range opts {
 		if o != nil {
 			cfg = o.apply(cfg)
@@ -273,6 +277,8 @@ func New(addr string, opts ...Option) (*Client, error) {
 		warn:     cfg.warn,
 		now:      cfg.now,
 		parallel: cfg.concurrent,
+		rawMax:   cfg.rawMax,
+		grid:     cfg.grid,
 	}
 	if c.now == nil {
 		c.now = time.Now

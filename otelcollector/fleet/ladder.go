@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,12 +24,15 @@ import (
 //  2. a grid of at most gridIntervals intervals over the window, aligned to
 //     multiples of the step: for each interval, last_over_time,
 //     min_over_time and resets of every series, in one range query;
-//  3. interval by interval, per series: with no reset, the interval adds
-//     last − previous; when its minimum is below the previous value (a
-//     reset at the interval's start) it adds last (counting from zero after
-//     the drop); when resets() reports a reset inside it, the interval is
-//     walked again, recursively, with a grid of its own, and once it is no
-//     longer than rawMax, from its raw samples.
+//  3. interval by interval, per series: an interval with no reset (resets
+//     is 0 and its minimum is not below the previous value) adds last −
+//     previous (or last, for a series first seen in it); any other
+//     interval is walked again, recursively, with a grid of its own, and
+//     once it is no longer than rawMax, from its raw samples, where a
+//     sample below the previous one counts from zero. The engines differ
+//     at the edges of a range (Prometheus 2 includes its start;
+//     VictoriaMetrics' min_over_time can see the sample before it), and
+//     the raw samples settle every such case.
 //
 // The engine reads the raw samples; the client holds at most one grid
 // (families × series × gridIntervals points) or one short raw interval at a
@@ -74,15 +78,48 @@ func (c *Client) newCounters(fams []family) *counters {
 	return cs
 }
 
-// msTime truncates t to the millisecond, the engines' resolution.
-func msTime(t time.Time) time.Time { return time.UnixMilli(t.UnixMilli()) }
-
-func chooseStep(w time.Duration) time.Duration {
-	ms := (w.Milliseconds() + gridIntervals - 1) / gridIntervals
-	if ms < 1 {
-		ms = 1
-	}
+// chooseStep returns the grid step for a window of w: w/n rounded up to
+// a multiple of 125 ms. Times and steps travel as float seconds, and
+// Prometheus truncates them to the millisecond after a float product, so
+// that 1.001 s arrives as 1000 ms; multiples of 1/8 s are exact binary
+// fractions and arrive intact, so the engine's grid is the client's.
+func chooseStep(w time.Duration, n int64) time.Duration {
+	ms := (w.Milliseconds() + n - 1) / n
+	ms = max(1, (ms+stepUnitMs-1)/stepUnitMs) * stepUnitMs
 	return time.Duration(ms) * time.Millisecond
+}
+
+const stepUnitMs = 125
+
+// engineTime returns the millisecond nearest t that both engines parse
+// back exactly from the float seconds client_golang sends (t itself in
+// most cases, else one or two milliseconds away).
+func engineTime(t time.Time) time.Time {
+	ms := t.UnixMilli()
+	for d := int64(0); d < 50; d++ {
+		if survives(ms - d) {
+			return time.UnixMilli(ms - d)
+		}
+		if survives(ms + d) {
+			return time.UnixMilli(ms + d)
+		}
+	}
+	return time.UnixMilli(ms)
+}
+
+// survives reports whether ms, formatted as client_golang does, parses back
+// to ms the way Prometheus 2 (math.Modf, rounding to ms, then truncating
+// the nanoseconds) and VictoriaMetrics (seconds × 1e3, truncated) read it.
+func survives(ms int64) bool {
+	t := time.UnixMilli(ms)
+	f, err := strconv.ParseFloat(strconv.FormatFloat(float64(t.Unix())+float64(t.Nanosecond())/1e9, 'f', -1, 64), 64)
+	if err != nil {
+		return false
+	}
+	sec, frac := math.Modf(f)
+	frac = math.Round(frac*1000) / 1000
+	pt := time.Unix(int64(sec), int64(frac*float64(time.Second)))
+	return pt.UnixMilli() == ms && int64(f*1e3) == ms
 }
 
 // tagged joins fn(sel[r]) of the given families into one expression whose
@@ -107,7 +144,7 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	for i := range all {
 		all[i] = i
 	}
-	b := max(chooseStep(end.Sub(start)), minBaseline)
+	b := max(chooseStep(end.Sub(start), cs.c.grid), minBaseline)
 	q := cs.tagged(all, []string{"last_over_time"}, b)
 	cs.queries++
 	vec, err := cs.c.instant(ctx, q, start)
@@ -164,10 +201,10 @@ type interval struct {
 }
 
 func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
-	if b.Sub(a) <= rawMax {
+	if b.Sub(a) <= cs.c.rawMax {
 		return cs.raw(ctx, fis, a, b)
 	}
-	step := chooseStep(b.Sub(a))
+	step := chooseStep(b.Sub(a), cs.c.grid)
 	ivs := grid(a, b, step)
 	// aggs[k][fi][key]
 	aggs := make([]map[int]map[string]*agg, len(ivs))
@@ -281,11 +318,18 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
 				if ag.has&1 == 0 {
 					continue // no sample in the interval
 				}
-				if ag.resets > 0 || ag.has&6 != 6 {
+				s := cs.st[fi][key]
+				// Only an interval with no reset at all is taken from the
+				// grid: none inside (resets) and none at its start (its
+				// minimum is not below the previous value). Anything else
+				// is walked again: the engines differ at the edges of a
+				// range (Prometheus 2 includes its start; VictoriaMetrics'
+				// min_over_time can see the sample before it), and only the
+				// raw samples settle it.
+				if ag.resets > 0 || ag.has&6 != 6 || (s.hasPrev && ag.min < s.prev) {
 					zoom = append(zoom, fi)
 					break
 				}
-				_ = key
 			}
 		}
 		for _, fi := range fis {
@@ -297,13 +341,10 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
 					continue
 				}
 				s := cs.st[fi][key]
-				switch {
-				case !s.hasPrev:
-					s.delta += ag.last
-				case ag.min < s.prev:
-					s.delta += ag.last // a reset at the interval's start
-				default:
+				if s.hasPrev {
 					s.delta += ag.last - s.prev
+				} else {
+					s.delta += ag.last // first seen: counts from zero
 				}
 				s.prev, s.hasPrev = ag.last, true
 			}
@@ -370,6 +411,9 @@ func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time) error {
 			for _, p := range vals {
 				if int64(p.Timestamp) <= am {
 					continue // Prometheus 2 ranges include their start
+				}
+				if math.IsNaN(float64(p.Value)) {
+					continue // a staleness marker (VictoriaMetrics returns them)
 				}
 				if !finite(p.Value) {
 					return cs.c.engineErr(qs[fi], fmt.Errorf("counter value %v", p.Value))

@@ -22,7 +22,7 @@ func (c *Client) Orchestrators(ctx context.Context, r otelcollector.TimeRange) (
 	if err != nil {
 		return nil, err
 	}
-	start, end = msTime(start), msTime(end)
+	start, end = engineTime(start), engineTime(end)
 	if !end.After(start) {
 		return nil, nil
 	}
@@ -65,7 +65,10 @@ func (c *Client) Orchestrators(ctx context.Context, r otelcollector.TimeRange) (
 	seen := map[string]bool{}
 	for _, s := range vec {
 		id := string(s.Metric["orchestrator_id"])
-		if id != "" && !seen[id] {
+		if id == "" || !finite(s.Value) || s.Value < 1 {
+			return nil, c.engineErr(q.String(), fmt.Errorf("series %v = %v: want an orchestrator_id and a count", s.Metric, s.Value))
+		}
+		if !seen[id] {
 			seen[id] = true
 			out = append(out, id)
 		}

@@ -366,4 +366,12 @@ func TestPullExact(t *testing.T) {
 	r := newFleetRun(t, []*enginepeer.Engine{prom, vm}, daemons)
 	r.play()
 	r.check(fleet.WithSelector(`job="orchestrator-daemon"`))
+	// The same answers through the grid of last/min/resets (the path of
+	// long windows), with the resets found inside grid intervals.
+	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond))
+	// Grid intervals of a few scrapes: resets inside an interval, found by
+	// resets() and walked again.
+	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithGridIntervals(3))
 }
+
+func nativeOption() otelcollector.Option { return otelcollector.WithNativeLatencyHistogram() }

@@ -77,7 +77,7 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 	if err != nil {
 		return otelcollector.AggregatedStats{}, err
 	}
-	start, end = msTime(start), msTime(end)
+	start, end = engineTime(start), engineTime(end)
 	id := "orchestrator_id=" + quote(orchestratorID)
 	fams := []family{
 		fTokens:   {metric: mTokens, matchers: []string{id}},
@@ -88,7 +88,7 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 		fErrors:   {metric: mErrors, matchers: []string{id}},
 		fOut:      {metric: mDelegations, matchers: []string{"from_orchestrator=" + quote(orchestratorID)}},
 		fIn:       {metric: mDelegations, matchers: []string{"to_orchestrator=" + quote(orchestratorID)}},
-		fOverflow: {metric: mOverflow},
+		fOverflow: {metric: mOverflow, matchers: []string{`metric!="orchestrator.node.load"`, `metric!="orchestrator.budget.utilization"`}},
 	}
 	cs := c.newCounters(fams)
 

@@ -1,0 +1,46 @@
+// Package fleet answers otelcollector.AggregatedStats for one orchestrator
+// across every daemon, over any window (a budget day, a month), from a
+// Prometheus-compatible query API: Prometheus, VictoriaMetrics, or a store
+// with the same API (Thanos, Mimir, Cortex).
+//
+//	q, err := fleet.New("http://127.0.0.1:9090", fleet.WithSelector(`job="orchestrator-daemon"`))
+//	s, err := q.AggregatedStats(ctx, "orch-1", otelcollector.Last(24*time.Hour))
+//	ids, err := q.Orchestrators(ctx, otelcollector.Last(time.Hour))
+//
+// *Client and *otelcollector.Collector both satisfy otelcollector.StatsSource.
+//
+// # Semantics
+//
+// A count is, per series, its value at End minus its value at Start,
+// summed over series (over daemons): a series first seen inside the window
+// counts from zero, and a counter that goes down (a daemon restart) counts
+// from zero after the drop. Nothing is extrapolated: increase() and rate()
+// are not used, because their extrapolation is never an exact count and
+// differs between engines. The counts are exact integers to the scrape
+// resolution. See AggregatedStats for every field and docs/fleet.md for the
+// PromQL behind each.
+//
+// # Cost
+//
+// A call sends a bounded number of queries: one for the window's start,
+// up to three for its grid of at most 120 intervals (one range query, two
+// instant queries for the partial intervals at the edges), one for the
+// sessions gauge and up to two for the native histogram; each interval
+// holding a counter reset adds the same again, at a finer grid, until the
+// interval is at most 10 minutes long and its raw samples are read. The
+// engine reads the raw samples of the window; the client holds one grid at
+// a time, so its memory does not grow with the window's length.
+//
+// # Errors
+//
+// Bad input wraps otelcollector.ErrInvalidLabel or ErrInvalidTimeRange and
+// sends nothing. An engine that is down, slow or answers garbage gives an
+// error wrapping ErrEngine, naming the engine and the query, by the ctx's
+// deadline (each query is also bounded by WithQueryTimeout). Warnings and
+// infos returned with a successful answer go to WithWarningHandler (by
+// default, the log).
+//
+// # Concurrency
+//
+// A Client's methods are safe for concurrent use.
+package fleet

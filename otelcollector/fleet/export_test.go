@@ -1,0 +1,23 @@
+package fleet
+
+import "time"
+
+// WithRawMax is a test hook: intervals up to d are read from raw samples,
+// longer ones through the grid of last/min/resets.
+func WithRawMax(d time.Duration) Option {
+	return optionFunc(func(c config) config {
+		c.rawMax = d
+		return c
+	})
+}
+
+// WithClock is a test hook for the clock of Last and a zero End.
+func WithClock(now func() time.Time) Option { return withClock(now) }
+
+// WithGridIntervals is a test hook: the number of intervals of a grid.
+func WithGridIntervals(n int64) Option {
+	return optionFunc(func(c config) config {
+		c.grid = n
+		return c
+	})
+}
