@@ -93,7 +93,7 @@ func StartPrometheus(t testing.TB, o Options) *Engine {
 	if o.DataDir == "" {
 		o.DataDir = filepath.Join(dir, "data")
 	}
-	addr := testpeer.FreeAddr(t)
+	addr := testpeer.ClosedAddr(t)
 	args := append([]string{
 		"--config.file=" + writeConfig(t, dir, o),
 		"--storage.tsdb.path=" + o.DataDir,
@@ -117,7 +117,7 @@ func StartVictoriaMetrics(t testing.TB, o Options) *Engine {
 	if o.DataDir == "" {
 		o.DataDir = filepath.Join(dir, "data")
 	}
-	addr := testpeer.FreeAddr(t)
+	addr := testpeer.ClosedAddr(t)
 	args := append([]string{
 		"-httpListenAddr=" + addr,
 		"-storageDataPath=" + o.DataDir,

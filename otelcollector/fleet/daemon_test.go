@@ -169,7 +169,7 @@ type daemon struct {
 func startDaemon(t testing.TB, name, addr string, env ...string) *daemon {
 	t.Helper()
 	if addr == "" {
-		addr = testpeer.FreeAddr(t)
+		addr = testpeer.ClosedAddr(t)
 	}
 	d := &daemon{t: t, name: name, Addr: addr, env: env}
 	d.start()
