@@ -297,8 +297,8 @@ func TestHeaderSizeLimit(t *testing.T) {
 // 100 ms and never finishing its request, until the server closes it or
 // stop is closed. Each connection reports, on the returned channel, how
 // long it lived and whether the server (rather than stop or the test's own
-// 60 s deadline) ended it. It returns once every connection is open.
-func slowloris(t *testing.T, addr string, n int, stop <-chan struct{}, wg *sync.WaitGroup) chan slowResult {
+// bound) ended it. It returns once every connection is open.
+func slowloris(t *testing.T, addr string, n int, bound time.Duration, stop <-chan struct{}, wg *sync.WaitGroup) chan slowResult {
 	t.Helper()
 	results := make(chan slowResult, n)
 	for i := range n {
@@ -314,7 +314,7 @@ func slowloris(t *testing.T, addr string, n int, stop <-chan struct{}, wg *sync.
 			defer wg.Done()
 			// A bound on the test, not an assertion: a connection still
 			// open then counts as not cut by the server.
-			_ = conn.SetDeadline(opened.Add(60 * time.Second))
+			_ = conn.SetDeadline(opened.Add(bound))
 			closed := make(chan error, 1)
 			go func() {
 				_, err := io.Copy(io.Discard, conn)
@@ -378,7 +378,9 @@ func TestSlowlorisDoesNotBlockScrapes(t *testing.T) {
 		recordKnownValues(t, c)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
-		results := slowloris(t, exp.Addr(), slowConns, stop, &wg)
+		// The connections' own bound (4 min) and the header timeout (5 min)
+		// are both longer than the 10 scrapes' client timeouts add up to.
+		results := slowloris(t, exp.Addr(), slowConns, 4*time.Minute, stop, &wg)
 
 		tr := &http.Transport{DisableKeepAlives: true}
 		t.Cleanup(tr.CloseIdleConnections)
@@ -413,7 +415,7 @@ func TestSlowlorisDoesNotBlockScrapes(t *testing.T) {
 		const headerTimeout = time.Second
 		_, exp := newCollector(t, prometheus.WithServer("127.0.0.1:0"), prometheus.WithReadHeaderTimeout(headerTimeout))
 		var wg sync.WaitGroup
-		results := slowloris(t, exp.Addr(), slowConns, nil, &wg)
+		results := slowloris(t, exp.Addr(), slowConns, 60*time.Second, nil, &wg)
 		wg.Wait()
 		close(results)
 		var cut int
