@@ -42,6 +42,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/wundr-io/orchestrator-otel/exporters/prometheus"
+	"github.com/wundr-io/orchestrator-otel/internal/schema"
 	"github.com/wundr-io/orchestrator-otel/otelcollector"
 )
 
@@ -334,7 +335,7 @@ func newOtelcollectorTarget(tb testing.TB, n int, opts ...otelcollector.Option) 
 }
 
 // newClientGolangTarget builds the same n series, plus the Collector's
-// rejection counter, on a client_golang registry, so that the scrape text
+// rejection and overflow counters, on a client_golang registry, so that the scrape text
 // is the same.
 func newClientGolangTarget(tb testing.TB, n int) scrapeTarget {
 	tb.Helper()
@@ -343,7 +344,13 @@ func newClientGolangTarget(tb testing.TB, n int) scrapeTarget {
 		[]string{"orchestrator_id", "model"})
 	rejected := promclient.NewCounterVec(promclient.CounterOpts{Name: "orchestrator_collector_rejected_total", Help: helpRejected},
 		[]string{"reason"})
-	reg.MustRegister(tokens, rejected)
+	overflow := promclient.NewCounterVec(promclient.CounterOpts{Name: "orchestrator_collector_overflow_total", Help: schema.DescCollectorOverflow},
+		[]string{"metric"})
+	reg.MustRegister(tokens, rejected, overflow)
+	for _, m := range []string{schema.SessionsActive, schema.TokensUsed, schema.MessageLatency, schema.ToolInvocations,
+		schema.Delegations, schema.NodeLoad, schema.Errors, schema.BudgetUtilization} {
+		overflow.WithLabelValues(m)
+	}
 	for _, r := range []string{"empty_label", "label_too_long", "invalid_utf8", "negative_value", "non_finite_value", "out_of_range", "unknown_status", "closed", "value_overflow"} {
 		rejected.WithLabelValues(r)
 	}

@@ -424,13 +424,25 @@ func TestGaugeCardinalityBound(t *testing.T) {
 // TestOverflowNotExportedUntilItHappens: a Collector that never reaches its
 // limit exports no orchestrator.collector.overflow series at all, so that
 // existing scrapes are unchanged.
-func TestOverflowNotExportedUntilItHappens(t *testing.T) {
+// TestOverflowExportedAtZero (issue 14): every metric's overflow count is
+// exported from the start, at 0, so that increase() sees its first
+// overflow and alerts work across scrape gaps and restarts; it counts from
+// the first overflow on.
+func TestOverflowExportedAtZero(t *testing.T) {
 	c, r := newTestCollector(t, otelcollector.WithCardinalityLimit(3))
 	ctx := context.Background()
+	ms := collect(t, r)["orchestrator.collector.overflow"]
+	for _, name := range []string{"orchestrator.sessions.active", "orchestrator.tokens.used", "orchestrator.message.latency",
+		"orchestrator.tool.invocations", "orchestrator.federation.delegations", "orchestrator.node.load",
+		"orchestrator.errors", "orchestrator.budget.utilization"} {
+		if v, ok := intValue(ms, set("metric", name)); !ok || v != 0 {
+			t.Errorf("before any record: overflow{metric=%s} = %d, present %v; want 0", name, v, ok)
+		}
+	}
 	_ = c.RecordToolInvocation(ctx, "o", "a", otelcollector.ToolSuccess)
 	_ = c.RecordToolInvocation(ctx, "o", "b", otelcollector.ToolSuccess)
-	if _, ok := collect(t, r)["orchestrator.collector.overflow"]; ok {
-		t.Fatal("overflow metric exported before any overflow")
+	if v, ok := intValue(collect(t, r)["orchestrator.collector.overflow"], set("metric", "orchestrator.tool.invocations")); !ok || v != 0 {
+		t.Fatalf("at the limit: overflow = %d, %v; want 0", v, ok)
 	}
 	_ = c.RecordToolInvocation(ctx, "o", "c", otelcollector.ToolSuccess)
 	if v, _ := intValue(collect(t, r)["orchestrator.collector.overflow"], set("metric", "orchestrator.tool.invocations")); v != 1 {

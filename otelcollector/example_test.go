@@ -35,7 +35,7 @@ func Example() {
 	for _, m := range rm.ScopeMetrics[0].Metrics {
 		switch d := m.Data.(type) {
 		case metricdata.Sum[int64]:
-			if m.Name != "orchestrator.collector.rejected" {
+			if m.Name != "orchestrator.collector.rejected" && m.Name != "orchestrator.collector.overflow" {
 				fmt.Println(m.Name, d.DataPoints[0].Value)
 			}
 		case metricdata.Histogram[float64]:

@@ -162,9 +162,10 @@ func (c *Collector) observeGauges(load, budget metric.Float64Observable) metric.
 
 // observeSelf returns the callback that reports the rejection and overflow
 // counters. Each rejection reason is reported from the start, at 0, so that
-// rate() and alerts work before the first rejection. An overflow count is
-// reported once it is above 0, so that a Collector that never reaches its
-// limits exports exactly the series it always did.
+// rate() and alerts work before the first rejection, and so is each
+// metric's overflow count: an overflow series that first appears above 0
+// would leave increase() at 0 and make alerts misfire across gaps and
+// restarts.
 func (c *Collector) observeSelf(rejected, overflowed metric.Int64Observable) metric.Callback {
 	overflows := c.overflowSources()
 	reasons := validate.Reasons()
@@ -177,9 +178,7 @@ func (c *Collector) observeSelf(rejected, overflowed metric.Int64Observable) met
 			o.ObserveInt64(rejected, c.rejected.Load(r), reasonOpts[i]...)
 		}
 		for _, s := range overflows {
-			if n := s.n.Load(); n > 0 {
-				o.ObserveInt64(overflowed, n, s.opts...)
-			}
+			o.ObserveInt64(overflowed, s.n.Load(), s.opts...)
 		}
 		return nil
 	}

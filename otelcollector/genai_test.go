@@ -275,7 +275,8 @@ func TestGenAILegacySeriesUnchanged(t *testing.T) {
 
 	var kept, genai []string
 	for _, line := range strings.SplitAfter(withGenAI, "\n") {
-		if strings.HasPrefix(line, "gen_ai_") || strings.HasPrefix(line, "# HELP gen_ai_") || strings.HasPrefix(line, "# TYPE gen_ai_") {
+		if strings.HasPrefix(line, "gen_ai_") || strings.HasPrefix(line, "# HELP gen_ai_") || strings.HasPrefix(line, "# TYPE gen_ai_") ||
+			strings.Contains(line, `{metric="gen_ai.`) {
 			genai = append(genai, line)
 			continue
 		}

@@ -69,7 +69,7 @@ func (c *Collector) overflowSources() []overflowSource {
 // because their metric had reached the cardinality limit, over all metrics:
 // counter and histogram records that went to the overflow series, and gauge
 // updates rejected with ErrCardinalityLimit. The same figure, by metric, is
-// exported as orchestrator_collector_overflow_total once it is above 0.
+// exported as orchestrator_collector_overflow_total, at 0 from the start.
 func (c *Collector) Overflowed() int64 {
 	if c == nil {
 		return 0
