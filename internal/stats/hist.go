@@ -199,3 +199,13 @@ func (h *Hist) Quantile(q float64) float64 {
 	}
 	return 0
 }
+
+// reset empties a, keeping a small bucket slice for reuse.
+func (a *acc) reset() {
+	counts := a.Counts[:0]
+	if cap(counts) > 128 {
+		counts = nil
+	}
+	*a = acc{empty: true}
+	a.Counts = counts
+}

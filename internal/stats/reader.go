@@ -12,6 +12,7 @@ package stats
 import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/exemplar"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // HistogramMaxSize is the number of buckets of the in-memory reader's
@@ -31,10 +32,25 @@ const HistogramMaxSize = 640
 //     bound 0, so that their +1 and -1 measurements are counted apart: the
 //     bucket (-inf, 0] counts session ends and (0, +inf) session starts.
 //
-// opts are added after the aggregation selector (the Collector gives a
-// temporality selector).
+// Its temporality is delta for the synchronous instruments, so that a
+// collection holds only the series recorded since the previous one and
+// costs what changed, and cumulative for the observable ones (the atomic
+// counters), which report every series anyway. Gauges are dropped: the
+// stats never read them. opts are added after these (a temporality
+// selector given there replaces this one).
 func NewReader(opts ...sdkmetric.ManualReaderOption) *sdkmetric.ManualReader {
-	return sdkmetric.NewManualReader(append([]sdkmetric.ManualReaderOption{sdkmetric.WithAggregationSelector(selectAggregation)}, opts...)...)
+	return sdkmetric.NewManualReader(append([]sdkmetric.ManualReaderOption{
+		sdkmetric.WithAggregationSelector(selectAggregation),
+		sdkmetric.WithTemporalitySelector(selectTemporality),
+	}, opts...)...)
+}
+
+func selectTemporality(k sdkmetric.InstrumentKind) metricdata.Temporality {
+	switch k {
+	case sdkmetric.InstrumentKindCounter, sdkmetric.InstrumentKindUpDownCounter, sdkmetric.InstrumentKindHistogram:
+		return metricdata.DeltaTemporality
+	}
+	return metricdata.CumulativeTemporality
 }
 
 // The aggregations of the in-memory reader that differ from the defaults.
@@ -51,6 +67,8 @@ func selectAggregation(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
 		return latencyAggregation
 	case sdkmetric.InstrumentKindUpDownCounter:
 		return sdkmetric.AggregationExplicitBucketHistogram{Boundaries: sessionsBounds, NoMinMax: true}
+	case sdkmetric.InstrumentKindGauge, sdkmetric.InstrumentKindObservableGauge:
+		return sdkmetric.AggregationDrop{}
 	}
 	return sdkmetric.DefaultAggregationSelector(k)
 }

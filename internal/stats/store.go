@@ -58,32 +58,119 @@ type Stats struct {
 	OverflowRecords                                int64
 }
 
+// Tier is one resolution of the history: a sample every Step, kept for
+// Retention. A Store keeps its tiers finest first; each tier's samples are
+// a subset of the finer tier's, and each of its frames is the sum of the
+// finer tier's frames over its step.
+type Tier struct {
+	Step, Retention time.Duration
+	// MaxScale, when above 0 and below a histogram's scale, downscales the
+	// tier's latency histograms to it (coarser buckets, less memory).
+	MaxScale int32
+}
+
+// DefaultTiers are the tiers of a Store made without any: raw samples every
+// 10 s for 5 min, minute rollups for an hour, hour rollups for a day, so
+// that a day's window works in-process and costs bounded memory.
+var DefaultTiers = []Tier{
+	{Step: 10 * time.Second, Retention: 5 * time.Minute},
+	{Step: time.Minute, Retention: time.Hour},
+	{Step: time.Hour, Retention: 24 * time.Hour, MaxScale: 5},
+}
+
+// Errors of CheckTiers.
+var ErrInvalidTiers = errors.New("stats: invalid tiers")
+
+// CheckTiers reports whether tiers can make a Store: at least one; each
+// step above 0 and at most its retention; each step a multiple of the
+// previous tier's step, and each retention at least the previous one's; at
+// most maxSteps samples in a tier.
+func CheckTiers(tiers []Tier, maxSteps int) error {
+	if len(tiers) == 0 {
+		return fmt.Errorf("%w: no tier", ErrInvalidTiers)
+	}
+	for i, t := range tiers {
+		switch {
+		case t.Step <= 0:
+			return fmt.Errorf("%w: tier %d: step %v, want > 0", ErrInvalidTiers, i, t.Step)
+		case t.Retention < t.Step:
+			return fmt.Errorf("%w: tier %d: retention %v is shorter than the step %v", ErrInvalidTiers, i, t.Retention, t.Step)
+		case maxSteps > 0 && t.Retention/t.Step > time.Duration(maxSteps):
+			return fmt.Errorf("%w: tier %d: retention %v is more than %d steps of %v", ErrInvalidTiers, i, t.Retention, maxSteps, t.Step)
+		case t.MaxScale < 0 || t.MaxScale > 20:
+			return fmt.Errorf("%w: tier %d: max scale %d, want 0 (none) to 20", ErrInvalidTiers, i, t.MaxScale)
+		}
+		if i == 0 {
+			continue
+		}
+		p := tiers[i-1]
+		switch {
+		case t.Step%p.Step != 0 || t.Step == p.Step:
+			return fmt.Errorf("%w: tier %d: step %v is not a multiple of the previous step %v", ErrInvalidTiers, i, t.Step, p.Step)
+		case t.Retention < p.Retention:
+			return fmt.Errorf("%w: tier %d: retention %v is shorter than the previous tier's %v", ErrInvalidTiers, i, t.Retention, p.Retention)
+		}
+	}
+	return nil
+}
+
 // Store samples a Source and keeps, per orchestrator, what changed at each
-// sample for a retention. All methods are safe for concurrent use.
+// sample, in tiers of coarser steps and longer retentions. All methods are
+// safe for concurrent use.
+//
+// The source's collections may be cumulative or delta (the Temporality of
+// each metric says which): a delta collection carries only the series
+// recorded since the previous one, so a sample costs what changed. Every
+// collection, whether taken by Sample or by a Query ending now, is added to
+// the open step, which the next Sample closes into a frame.
 type Store struct {
-	src        Source
-	now        func() time.Time
-	maxSamples int
+	src   Source
+	now   func() time.Time
+	tiers []tier
+
+	// collectMu serializes collections and their ingestion: each delta
+	// collection must be added exactly once. flights coalesce the
+	// collections of concurrent queries ending now.
+	collectMu sync.Mutex
+	rm        metricdata.ResourceMetrics // the collection being read; emptied after use
+	fmu       sync.Mutex
+	running   *flight
+	queued    *flight
 
 	mu      sync.Mutex
 	closed  bool
-	rm      metricdata.ResourceMetrics // the collection being read; emptied after use
-	samples ring[sample]
 	seq     uint64
-	evicted bool
 	orchs   map[string]*orch
 	ovf     *orch // the records of every orchestrator that went to overflow series
 	series  map[seriesKey]*series
 	gen     uint64
-	seen    int // known series seen in the current sample
+	cumSeen int // cumulative series seen in the current collection
+	cumKnow int // cumulative series known
 	dirty   []*orch
-	delta   Hist   // scratch for histogram deltas
-	buf     []byte // scratch for frame encoding
+	delta   Hist    // scratch for histogram deltas
+	buf     []byte  // scratch for frame encoding
+	entries []entry // scratch for frame encoding
+	rsum    []uint64
+	racc    acc
+}
+
+// tier is the sample times of one Tier.
+type tier struct {
+	Tier
+	maxSamples int
+	samples    ring[sample]
+	evicted    bool
 }
 
 type sample struct {
 	seq uint64
 	t   time.Time
+}
+
+// flight is one coalesced collection.
+type flight struct {
+	done chan struct{}
+	err  error
 }
 
 // metric kinds the store reads.
@@ -120,15 +207,17 @@ type seriesKey struct {
 	set  attribute.Distinct
 }
 
-// series is the state of one series at the latest sample.
+// series is what the store knows of one series: whom it counts for and,
+// for a cumulative series, its value at the latest collection.
 type series struct {
 	gen   uint64
 	kind  kind
+	cum   bool  // seen as a cumulative series
 	o, o2 *orch // owner; for delegations o is from, o2 is to
-	slot  int32 // counter slot in o (tokens, tools, errors)
-	// prev is the cumulative value at the latest sample: for sessions the
-	// starts and ends (or the net count in atomic mode, in prev[0]), for
-	// counters prev[0].
+	slot  int32 // counter slot in o (tokens, tools, errors, overflow)
+	// prev is the cumulative value at the latest collection: for sessions
+	// the starts and ends (or the net count in atomic mode, in prev[0]),
+	// for counters prev[0].
 	prev   [2]int64
 	active int64 // sessions: this series' share of o.active
 	hist   *Hist // latency: cumulative histogram
@@ -153,18 +242,29 @@ type slot struct {
 
 // orch is one orchestrator's history.
 type orch struct {
-	slots      []slot
-	index      map[slot]int32
-	frames     ring[frame]
-	activeBase int64 // active sessions at the newest evicted frame
-	active     int64 // active sessions at the latest sample
-	pending    []entry
-	dirty      bool
+	slots  []slot
+	index  map[slot]int32
+	tiers  []orchTier
+	active int64 // active sessions at the latest collection
+	// The open step: increases per slot (psum, with the slots touched in
+	// ptouched) and the latency histogram, since the latest sample.
+	psum     []uint64
+	ptouched []int32
+	phist    acc
+	dirty    bool
 }
 
-func newOrch(limit int) *orch {
-	o := &orch{index: map[slot]int32{}}
-	o.frames.limit = limit
+// orchTier is one orchestrator's frames in one tier.
+type orchTier struct {
+	frames     ring[frame]
+	activeBase int64 // active sessions at the newest evicted frame
+}
+
+func (s *Store) newOrch() *orch {
+	o := &orch{index: map[slot]int32{}, tiers: make([]orchTier, len(s.tiers)), phist: newAcc()}
+	for i := range o.tiers {
+		o.tiers[i].frames.limit = s.tiers[i].maxSamples
+	}
 	for _, k := range []uint8{slotStarted, slotEnded, slotOut, slotIn} {
 		o.slotOf(slot{kind: k})
 	}
@@ -178,25 +278,42 @@ func (o *orch) slotOf(s slot) int32 {
 	i := int32(len(o.slots))
 	o.slots = append(o.slots, s)
 	o.index[s] = i
+	o.psum = append(o.psum, 0)
 	return i
 }
 
-// New returns a Store that keeps samples of src for retention, one per
-// resolution step; now is its clock. The caller calls Sample every step.
-// New records an empty first sample at now(): the store must be created
-// before anything is recorded on the source's instruments.
+// New returns a Store with one tier: a sample every resolution, kept for
+// retention. See NewTiered.
 func New(src Source, resolution, retention time.Duration, now func() time.Time) *Store {
-	steps := int((retention + resolution - 1) / resolution)
-	s := &Store{
-		src:        src,
-		now:        now,
-		maxSamples: steps + 1,
-		orchs:      map[string]*orch{},
-		series:     map[seriesKey]*series{},
+	return NewTiered(src, []Tier{{Step: resolution, Retention: retention}}, now)
+}
+
+// NewTiered returns a Store that keeps samples of src in the given tiers
+// (which CheckTiers must accept; DefaultTiers if empty); now is its clock.
+// The caller calls Sample every step of the first tier; the coarser tiers
+// take a sample at the first of those on or after each multiple of their
+// step. NewTiered records an empty first sample at now(): the store must be
+// created before anything is recorded on the source's instruments.
+func NewTiered(src Source, tiers []Tier, now func() time.Time) *Store {
+	if len(tiers) == 0 {
+		tiers = DefaultTiers
 	}
-	s.ovf = newOrch(s.maxSamples)
-	s.samples.limit = s.maxSamples + 1
-	s.samples.push(sample{seq: 0, t: now()})
+	s := &Store{
+		src:    src,
+		now:    now,
+		orchs:  map[string]*orch{},
+		series: map[seriesKey]*series{},
+		racc:   newAcc(),
+	}
+	t0 := now()
+	for _, t := range tiers {
+		steps := int((t.Retention + t.Step - 1) / t.Step)
+		tr := tier{Tier: t, maxSamples: steps + 1}
+		tr.samples.limit = tr.maxSamples + 1
+		tr.samples.push(sample{seq: 0, t: t0})
+		s.tiers = append(s.tiers, tr)
+	}
+	s.ovf = s.newOrch()
 	return s
 }
 
@@ -206,24 +323,68 @@ func (s *Store) Close() {
 	defer s.mu.Unlock()
 	s.closed = true
 	s.rm = metricdata.ResourceMetrics{}
-	s.samples = ring[sample]{}
+	for i := range s.tiers {
+		s.tiers[i].samples = ring[sample]{}
+	}
 	s.orchs, s.series, s.dirty, s.buf, s.delta, s.ovf = nil, nil, nil, nil, Hist{}, nil
+}
+
+// Samples reports how many samples the first tier retains.
+func (s *Store) Samples() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tiers[0].samples.len()
+}
+
+// TierSamples reports how many samples each tier retains.
+func (s *Store) TierSamples() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := make([]int, len(s.tiers))
+	for i := range s.tiers {
+		n[i] = s.tiers[i].samples.len()
+	}
+	return n
+}
+
+// Size reports the history kept: the number of frames and their encoded
+// bytes (without the 24 bytes each frame's header takes), over all tiers.
+func (s *Store) Size() (frames, bytes int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	count := func(o *orch) {
+		for k := range o.tiers {
+			fr := &o.tiers[k].frames
+			frames += fr.len()
+			for i := range fr.len() {
+				bytes += len(fr.at(i).data)
+			}
+		}
+	}
+	for _, o := range s.orchs {
+		count(o)
+	}
+	if s.ovf != nil {
+		count(s.ovf)
+	}
+	return frames, bytes
 }
 
 // Forget drops orchestrator id's history and the state of every series
 // that carries it (delegations from or to it included), so that a later
-// record for id starts fresh: its first sample counts the series' whole
+// record for id starts fresh: its first collection counts the series' whole
 // value, as a new series, and a window that began before Forget holds only
 // what was recorded after it. Other orchestrators keep their history: a
 // delegation between id and another orchestrator stays in the other's
 // frames already written.
 //
 // Call Forget after the source has stopped reporting id's series (the
-// Collector deletes them first). A series the source still reports with its
-// old cumulative value would otherwise be counted again in full. A counter
-// that restarts from zero and is reported again, whether or not a sample
-// ran in between, never gives a negative or an inflated increase: with its
-// state dropped it counts from zero. Forget of an unknown id does nothing.
+// Collector deletes them first). A cumulative series the source still
+// reports with its old value would otherwise be counted again in full. A
+// counter that restarts from zero and is reported again, whether or not a
+// sample ran in between, never gives a negative or an inflated increase:
+// with its state dropped it counts from zero. Forget of an unknown id does
+// nothing.
 func (s *Store) Forget(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -241,95 +402,156 @@ func (s *Store) Forget(id string) {
 		}
 		// A delegation's other end keeps its frames; it only loses the
 		// series, which the source no longer reports either.
+		if sr.cum {
+			s.cumKnow--
+		}
 		delete(s.series, key)
 	}
+	// A dirty orchestrator forgotten in the open step writes no frame.
+	o.dirty = false
 }
 
-// Samples reports how many samples are retained.
-func (s *Store) Samples() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.samples.len()
-}
-
-// Size reports the history kept: the number of frames and their encoded
-// bytes (without the 24 bytes each frame's header takes).
-func (s *Store) Size() (frames, bytes int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range s.orchs {
-		frames += o.frames.len()
-		for i := range o.frames.len() {
-			bytes += len(o.frames.at(i).data)
-		}
-	}
-	return frames, bytes
-}
-
-// Sample collects the source and records, per orchestrator, what changed
-// since the previous sample.
+// Sample collects the source and closes the open step into a frame per
+// orchestrator that changed, in the first tier, and in each coarser tier
+// whose step ends.
 func (s *Store) Sample(ctx context.Context) error {
+	s.collectMu.Lock()
+	defer s.collectMu.Unlock()
+	if err := s.collect(ctx); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
 	}
 	t := s.now()
-	if err := s.src.Collect(ctx, &s.rm); err != nil {
-		return fmt.Errorf("stats: sampling: %w", err)
+	if last := s.tiers[0].latest().t; t.Before(last) {
+		t = last // a clock stepping back must not unsort the samples
 	}
-	if n := s.samples.len(); n > 0 {
-		if last := s.samples.at(n - 1).t; t.Before(last) {
-			t = last // a clock stepping back must not unsort the samples
+	s.seq++
+	for _, o := range s.dirty {
+		if o.dirty {
+			s.commit(o)
 		}
 	}
-	defer s.release()
-	s.seq++
-	s.gen++
-	s.seen = 0
-	s.ingest()
-	s.samples.push(sample{seq: s.seq, t: t})
+	s.dirty = s.dirty[:0]
+	s.commit(s.ovf)
+	s.tiers[0].samples.push(sample{seq: s.seq, t: t})
+	for k := 1; k < len(s.tiers); k++ {
+		tr := &s.tiers[k]
+		prev := tr.latest()
+		if t.Truncate(tr.Step).After(prev.t.Truncate(tr.Step)) {
+			s.rollup(k, prev.seq)
+			tr.samples.push(sample{seq: s.seq, t: t})
+		}
+	}
 	s.evict()
 	return nil
 }
 
-// ingest turns the collection in s.rm into frames: counters first, then
-// removed series, then the latency histograms, whose deltas are encoded
-// with the orchestrator's frame straight away.
+func (t *tier) latest() sample  { return *t.samples.at(t.samples.len() - 1) }
+func (t *tier) oldest() *sample { return t.samples.at(0) }
+
+// collect takes a collection of the source and adds it to the open step.
+// The caller holds collectMu.
+func (s *Store) collect(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	defer s.release()
+	if err := s.src.Collect(ctx, &s.rm); err != nil {
+		return fmt.Errorf("stats: collecting: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.ingest()
+	return nil
+}
+
+// refresh makes sure that a collection started after the call has been
+// added to the open step. Concurrent callers share collections: one runs
+// at a time, and every caller that arrives while it runs waits for the
+// next one, which starts when it ends and serves them all.
+func (s *Store) refresh(ctx context.Context) error {
+	s.fmu.Lock()
+	if f := s.queued; f != nil {
+		s.fmu.Unlock()
+		return f.wait(ctx)
+	}
+	f := &flight{done: make(chan struct{})}
+	prev := s.running
+	if prev == nil {
+		s.running = f
+	} else {
+		s.queued = f
+	}
+	s.fmu.Unlock()
+	if prev != nil {
+		<-prev.done
+		s.fmu.Lock()
+		s.running, s.queued = f, nil
+		s.fmu.Unlock()
+	}
+	s.collectMu.Lock()
+	f.err = s.collect(ctx)
+	s.collectMu.Unlock()
+	s.fmu.Lock()
+	if s.running == f {
+		s.running = nil
+	}
+	s.fmu.Unlock()
+	close(f.done)
+	return f.err
+}
+
+func (f *flight) wait(ctx context.Context) error {
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return fmt.Errorf("stats: collecting: %w", ctx.Err())
+	}
+}
+
+// ingest adds the collection in s.rm to the open step: counters first,
+// then removed cumulative series, then the latency histograms.
 func (s *Store) ingest() {
-	known := len(s.series)
+	s.gen++
+	s.cumSeen = 0
 	walk(&s.rm, func(k kind, attrs attribute.Set, dp point) {
 		if k != kindLatency {
 			s.ingestCounter(k, attrs, dp)
 		}
 	})
 	walk(&s.rm, func(k kind, attrs attribute.Set, dp point) {
-		if k == kindLatency {
-			s.lookup(k, attrs) // mark as seen before the sweep
+		if k == kindLatency && !dp.delta {
+			s.lookup(k, attrs, true) // mark as seen before the sweep
 		}
 	})
-	if s.seen < known {
+	if s.cumSeen < s.cumKnow {
 		s.sweep()
 	}
 	walk(&s.rm, func(k kind, attrs attribute.Set, dp point) {
 		if k == kindLatency {
-			s.ingestLatency(attrs, dp.hist)
+			s.ingestLatency(attrs, dp)
 		}
 	})
-	for _, o := range s.dirty {
-		if o.dirty {
-			s.commit(o, nil)
-		}
-	}
-	s.dirty = s.dirty[:0]
 }
 
 // point is one data point of the collection, as the store needs it.
 type point struct {
-	n    int64    // sum value
-	hist *Hist    // latency
-	ub   [2]int64 // sessions histogram: ends (<= 0), starts (> 0)
-	isUB bool
+	n     int64    // sum value
+	hist  *Hist    // latency
+	ub    [2]int64 // sessions histogram: ends (<= 0), starts (> 0)
+	isUB  bool
+	delta bool // delta temporality: the values are increases
 }
 
 // walk calls fn for each data point of the instruments the store reads.
@@ -348,23 +570,26 @@ func walk(rm *metricdata.ResourceMetrics, fn func(kind, attribute.Set, point)) {
 			}
 			switch d := m.Data.(type) {
 			case metricdata.Sum[int64]:
+				delta := d.Temporality == metricdata.DeltaTemporality
 				for _, dp := range d.DataPoints {
-					fn(k, dp.Attributes, point{n: dp.Value})
+					fn(k, dp.Attributes, point{n: dp.Value, delta: delta})
 				}
 			case metricdata.Histogram[int64]:
+				delta := d.Temporality == metricdata.DeltaTemporality
 				for _, dp := range d.DataPoints {
 					if len(dp.BucketCounts) != 2 {
 						continue
 					}
-					fn(k, dp.Attributes, point{isUB: true, ub: [2]int64{int64(dp.BucketCounts[0]), int64(dp.BucketCounts[1])}})
+					fn(k, dp.Attributes, point{isUB: true, delta: delta, ub: [2]int64{int64(dp.BucketCounts[0]), int64(dp.BucketCounts[1])}})
 				}
 			case metricdata.ExponentialHistogram[float64]:
+				delta := d.Temporality == metricdata.DeltaTemporality
 				for _, dp := range d.DataPoints {
 					h = Hist{
 						Scale: dp.Scale, Count: dp.Count, ZeroCount: dp.ZeroCount, Sum: dp.Sum,
 						Offset: dp.PositiveBucket.Offset, Counts: dp.PositiveBucket.Counts,
 					}
-					fn(k, dp.Attributes, point{hist: &h})
+					fn(k, dp.Attributes, point{hist: &h, delta: delta})
 				}
 			}
 		}
@@ -376,19 +601,30 @@ func attr(set attribute.Set, key string) string {
 	return v.AsString()
 }
 
-// lookup returns the state of a series, creating it on first sight, and
-// marks it as seen in this sample.
-func (s *Store) lookup(k kind, attrs attribute.Set) *series {
+// lookup returns the state of a series, creating it on first sight; a
+// cumulative series is marked as seen in this collection.
+func (s *Store) lookup(k kind, attrs attribute.Set, cum bool) *series {
 	key := seriesKey{k, attrs.Equivalent()}
 	sr, ok := s.series[key]
-	if ok {
-		if sr.gen != s.gen {
-			s.seen++
-		}
-		sr.gen = s.gen
-		return sr
+	if !ok {
+		sr = s.newSeries(k, attrs)
+		s.series[key] = sr
 	}
-	sr = &series{gen: s.gen, kind: k}
+	if cum {
+		if !sr.cum {
+			sr.cum = true
+			s.cumKnow++
+		}
+		if sr.gen != s.gen {
+			s.cumSeen++
+			sr.gen = s.gen
+		}
+	}
+	return sr
+}
+
+func (s *Store) newSeries(k kind, attrs attribute.Set) *series {
+	sr := &series{kind: k}
 	switch k {
 	case kindOverflow:
 		if !rejectingGauges[attr(attrs, schema.KeyMetric)] {
@@ -406,7 +642,7 @@ func (s *Store) lookup(k kind, attrs attribute.Set) *series {
 			sr.o = s.orch(id)
 		}
 	}
-	if sr.o != nil && k != kindOverflow {
+	if sr.o != nil {
 		switch k {
 		case kindTokens:
 			sr.slot = sr.o.slotOf(slot{kind: slotTokens, a: attr(attrs, schema.KeyModel)})
@@ -416,14 +652,13 @@ func (s *Store) lookup(k kind, attrs attribute.Set) *series {
 			sr.slot = sr.o.slotOf(slot{kind: slotError, a: attr(attrs, schema.KeyErrorType)})
 		}
 	}
-	s.series[key] = sr
 	return sr
 }
 
 func (s *Store) orch(id string) *orch {
 	o, ok := s.orchs[id]
 	if !ok {
-		o = newOrch(s.maxSamples)
+		o = s.newOrch()
 		s.orchs[id] = o
 	}
 	return o
@@ -433,7 +668,10 @@ func (s *Store) note(o *orch, sl int32, n uint64) {
 	if n == 0 {
 		return
 	}
-	o.pending = append(o.pending, entry{sl, n})
+	if o.psum[sl] == 0 {
+		o.ptouched = append(o.ptouched, sl)
+	}
+	o.psum[sl] += n
 	s.touch(o)
 }
 
@@ -454,35 +692,49 @@ func increase(cur, prev int64) uint64 {
 }
 
 func (s *Store) ingestCounter(k kind, attrs attribute.Set, dp point) {
-	sr := s.lookup(k, attrs)
+	sr := s.lookup(k, attrs, !dp.delta)
 	switch k {
 	case kindSessions:
 		var starts, ends uint64
-		var active int64
-		if dp.isUB {
+		var d int64 // change of the active count
+		switch {
+		case dp.isUB && dp.delta:
+			starts, ends = uint64(max(dp.ub[1], 0)), uint64(max(dp.ub[0], 0))
+			d = dp.ub[1] - dp.ub[0]
+		case dp.isUB:
 			starts, ends = increase(dp.ub[1], sr.prev[1]), increase(dp.ub[0], sr.prev[0])
 			sr.prev = [2]int64{dp.ub[0], dp.ub[1]}
-			active = dp.ub[1] - dp.ub[0]
-		} else {
+			d = dp.ub[1] - dp.ub[0] - sr.active
+		case dp.delta:
+			// A net count reported as its change: rises are counted as
+			// starts and falls as ends.
+			starts, ends = uint64(max(dp.n, 0)), uint64(max(-dp.n, 0))
+			d = dp.n
+		default:
 			// Atomic mode reports only the net count: its rises are
 			// counted as starts and its falls as ends.
-			d := dp.n - sr.prev[0]
-			starts, ends = uint64(max(d, 0)), uint64(max(-d, 0))
+			diff := dp.n - sr.prev[0]
+			starts, ends = uint64(max(diff, 0)), uint64(max(-diff, 0))
 			sr.prev[0] = dp.n
-			active = dp.n
+			d = dp.n - sr.active
 		}
 		if o := sr.o; o != nil {
 			s.note(o, int32(slotStarted), starts)
 			s.note(o, int32(slotEnded), ends)
-			if active != sr.active {
-				o.active += active - sr.active
+			if d != 0 {
+				o.active += d
 				s.touch(o)
 			}
 		}
-		sr.active = active
+		if !dp.delta {
+			sr.active += d
+		}
 	case kindDelegations:
-		n := increase(dp.n, sr.prev[0])
-		sr.prev[0] = dp.n
+		n := uint64(max(dp.n, 0))
+		if !dp.delta {
+			n = increase(dp.n, sr.prev[0])
+			sr.prev[0] = dp.n
+		}
 		if sr.o != nil {
 			s.note(sr.o, int32(slotOut), n)
 		}
@@ -490,21 +742,24 @@ func (s *Store) ingestCounter(k kind, attrs attribute.Set, dp point) {
 			s.note(sr.o2, int32(slotIn), n)
 		}
 	default:
-		n := increase(dp.n, sr.prev[0])
-		sr.prev[0] = dp.n
+		n := uint64(max(dp.n, 0))
+		if !dp.delta {
+			n = increase(dp.n, sr.prev[0])
+			sr.prev[0] = dp.n
+		}
 		if sr.o != nil {
 			s.note(sr.o, sr.slot, n)
 		}
 	}
 }
 
-// sweep forgets the series the latest collection no longer holds. Their
-// counts stay in the frames already written; a removed session series no
-// longer contributes to its orchestrator's active sessions. A series that
-// comes back starts from zero, so nothing ever counts negative.
+// sweep forgets the cumulative series the latest collection no longer
+// holds. Their counts stay in the frames already written; a removed session
+// series no longer contributes to its orchestrator's active sessions. A
+// series that comes back starts from zero, so nothing ever counts negative.
 func (s *Store) sweep() {
 	for key, sr := range s.series {
-		if sr.gen == s.gen {
+		if !sr.cum || sr.gen == s.gen {
 			continue
 		}
 		if sr.kind == kindSessions && sr.o != nil && sr.active != 0 {
@@ -512,64 +767,167 @@ func (s *Store) sweep() {
 			s.touch(sr.o)
 		}
 		delete(s.series, key)
+		s.cumKnow--
 	}
 }
 
-func (s *Store) ingestLatency(attrs attribute.Set, h *Hist) {
-	sr := s.lookup(kindLatency, attrs)
-	if sr.hist == nil {
-		sr.hist = &Hist{}
+func (s *Store) ingestLatency(attrs attribute.Set, dp point) {
+	sr := s.lookup(kindLatency, attrs, !dp.delta)
+	h := dp.hist
+	if !dp.delta {
+		if sr.hist == nil {
+			sr.hist = &Hist{}
+		}
+		diff(&s.delta, h, sr.hist)
+		sr.hist.set(h)
+		h = &s.delta
 	}
-	diff(&s.delta, h, sr.hist)
-	sr.hist.set(h)
-	if sr.o == nil || s.delta.Count == 0 && s.delta.total() == 0 {
+	if sr.o == nil || h.Count == 0 && h.total() == 0 {
 		return
 	}
-	s.commit(sr.o, &s.delta)
+	sr.o.phist.addHist(h)
+	s.touch(sr.o)
 }
 
-// commit encodes o's frame for the current sample.
-func (s *Store) commit(o *orch, h *Hist) {
-	s.buf = encodeFrame(s.buf[:0], o.active, o.pending, h)
-	o.frames.push(frame{seq: s.seq, data: string(s.buf)})
-	o.pending = o.pending[:0]
+// commit closes o's open step into a frame of the first tier.
+func (s *Store) commit(o *orch) {
+	s.entries = s.entries[:0]
+	for _, sl := range o.ptouched {
+		s.entries = append(s.entries, entry{sl, o.psum[sl]})
+		o.psum[sl] = 0
+	}
+	o.ptouched = o.ptouched[:0]
+	if cap(o.ptouched) > 64 {
+		o.ptouched = nil
+	}
+	if !o.dirty && len(s.entries) == 0 && o.phist.Count == 0 {
+		return
+	}
+	var h *Hist
+	if !o.phist.empty || o.phist.Count > 0 {
+		h = &o.phist.Hist
+	}
+	s.buf = encodeFrame(s.buf[:0], o.active, s.entries, h)
+	o.tiers[0].frames.push(frame{seq: s.seq, data: string(s.buf)})
+	o.phist.reset()
 	o.dirty = false
-	if cap(o.pending) > 64 {
-		o.pending = nil
-	}
 }
 
-// evict drops the samples older than the retention, and the frames that
-// only the dropped samples' windows could use.
-func (s *Store) evict() {
-	for s.samples.len() > s.maxSamples {
-		s.samples.pop()
-		s.evicted = true
+// rollup writes, for every orchestrator, the frame of tier k that sums the
+// frames of tier k-1 after sample since up to the current sample.
+func (s *Store) rollup(k int, since uint64) {
+	maxScale := s.tiers[k].MaxScale
+	roll := func(o *orch) {
+		fr := &o.tiers[k-1].frames
+		n := fr.len()
+		if n == 0 || fr.at(n-1).seq <= since {
+			return // nothing in the step: skipped at the cost of a compare
+		}
+		if cap(s.rsum) < len(o.slots) {
+			s.rsum = make([]uint64, len(o.slots))
+		}
+		sums := s.rsum[:len(o.slots)]
+		clear(sums)
+		s.racc.reset()
+		active := int64(0)
+		first := fr.search(func(f *frame) bool { return f.seq > since })
+		for i := first; i < n; i++ {
+			active = decodeFrame(fr.at(i).data, func(sl int32, v uint64) { sums[sl] += v }, &s.racc)
+		}
+		s.entries = s.entries[:0]
+		for sl, v := range sums {
+			if v != 0 {
+				s.entries = append(s.entries, entry{int32(sl), v})
+			}
+		}
+		var h *Hist
+		if !s.racc.empty || s.racc.Count > 0 {
+			h = &s.racc.Hist
+			if maxScale > 0 && h.Scale > maxScale {
+				h.downscale(h.Scale - maxScale)
+			}
+		}
+		s.buf = encodeFrame(s.buf[:0], active, s.entries, h)
+		o.tiers[k].frames.push(frame{seq: s.seq, data: string(s.buf)})
 	}
-	oldest := s.samples.at(0).seq
 	for _, o := range s.orchs {
-		o.evict(oldest)
+		roll(o)
 	}
-	s.ovf.evict(oldest)
+	roll(s.ovf)
 }
 
-// evict drops the frames at or before the sample oldest.
-func (o *orch) evict(oldest uint64) {
-	for o.frames.len() > 0 && o.frames.at(0).seq <= oldest {
-		f := o.frames.pop()
-		o.activeBase = frameActive(f.data)
+// evict drops, in each tier, the samples older than its retention, and
+// the frames that only the dropped samples' windows could use. A tier
+// keeps the frames the next coarser tier has yet to roll up.
+func (s *Store) evict() {
+	for k := range s.tiers {
+		tr := &s.tiers[k]
+		keepFrom := uint64(math.MaxUint64)
+		if k+1 < len(s.tiers) {
+			keepFrom = s.tiers[k+1].latest().seq
+		}
+		for tr.samples.len() > tr.maxSamples && tr.samples.at(1).seq <= keepFrom {
+			tr.samples.pop()
+			tr.evicted = true
+		}
+		oldest := tr.oldest().seq
+		for _, o := range s.orchs {
+			o.evict(k, oldest)
+		}
+		s.ovf.evict(k, oldest)
 	}
+}
+
+// evict drops o's frames of tier k at or before the sample oldest.
+func (o *orch) evict(k int, oldest uint64) {
+	t := &o.tiers[k]
+	for t.frames.len() > 0 && t.frames.at(0).seq <= oldest {
+		f := t.frames.pop()
+		t.activeBase = frameActive(f.data)
+	}
+}
+
+// at returns the sample of tier k at or before t; ok is false if t is
+// before the tier's oldest sample.
+func (tr *tier) at(t time.Time) (sample, bool) {
+	if t.Before(tr.oldest().t) {
+		return sample{}, false
+	}
+	i := tr.samples.search(func(x *sample) bool { return x.t.After(t) }) - 1
+	return *tr.samples.at(i), true
+}
+
+// atSeq returns the latest sample of tier k with seq <= seq.
+func (tr *tier) atSeq(seq uint64) sample {
+	i := tr.samples.search(func(x *sample) bool { return x.seq > seq }) - 1
+	return *tr.samples.at(max(i, 0))
+}
+
+// firstFrom returns the first sample of the tier with seq >= seq.
+func (tr *tier) firstFrom(seq uint64) (sample, bool) {
+	i := tr.samples.search(func(x *sample) bool { return x.seq >= seq })
+	if i == tr.samples.len() {
+		return sample{}, false
+	}
+	return *tr.samples.at(i), true
 }
 
 // Query returns the statistics of orchestrator id over r. A window that
-// ends at the time of the query includes a collection taken now.
+// ends at the time of the query includes a collection taken after the call
+// began.
+//
+// A bound is a sample at or before the asked time, in the finest tier that
+// reaches back to it: a window is exact to the step of the coarsest tier it
+// needs. A window ending in the past whose end its coarse tiers cannot reach
+// exactly ends at the latest sample they can (End says where).
 func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return Stats{}, ErrClosed
 	}
 	now := s.now()
+	s.mu.Unlock()
 	start, end := r.Start, r.End
 	if r.Relative {
 		start, end = now.Add(-r.Last), now
@@ -582,68 +940,122 @@ func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 	endNow := !end.Before(now)
 	if endNow {
 		end = now
+		if err := s.refresh(ctx); err != nil {
+			return Stats{}, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return Stats{}, ErrClosed
 	}
 	res := Stats{OrchestratorID: id}
 	b := builder{st: &res, h: newAcc()}
-	o := s.orchs[id]
+	coarsest := &s.tiers[len(s.tiers)-1]
 
-	// Start bound: the sample at or before start.
-	oldest := *s.samples.at(0)
-	var seqA uint64
-	if start.Before(oldest.t) {
-		seqA, res.Start, res.Truncated = oldest.seq, oldest.t, s.evicted
-	} else {
-		i := s.samples.search(func(x *sample) bool { return x.t.After(start) }) - 1
-		seqA, res.Start = s.samples.at(i).seq, s.samples.at(i).t
-	}
-
-	// End bound: now, or the sample at or before end.
+	// End bound: now, or the sample at or before end in the finest tier
+	// that reaches it.
 	var seqB uint64
-	switch {
-	case endNow:
-		seqB, res.End = s.samples.at(s.samples.len()-1).seq, now
-	case end.Before(oldest.t):
-		// Entirely before what is retained: nothing is known.
-		res.Start, res.End, res.Truncated = end, end, s.evicted
-		return b.finish(), nil
-	default:
-		i := s.samples.search(func(x *sample) bool { return x.t.After(end) }) - 1
-		seqB, res.End = s.samples.at(i).seq, s.samples.at(i).t
+	if endNow {
+		seqB, res.End = s.tiers[0].latest().seq, now
+	} else {
+		found := false
+		for k := range s.tiers {
+			if sm, ok := s.tiers[k].at(end); ok {
+				seqB, res.End, found = sm.seq, sm.t, true
+				break
+			}
+		}
+		if !found {
+			// Entirely before what is retained: nothing is known.
+			res.Start, res.End, res.Truncated = end, end, coarsest.evicted
+			return b.finish(), nil
+		}
+	}
+	// Start bound: the sample at or before start in the finest tier that
+	// reaches it, or the oldest sample kept.
+	kA, seqA := -1, uint64(0)
+	for k := range s.tiers {
+		if sm, ok := s.tiers[k].at(start); ok {
+			seqA, res.Start, kA = sm.seq, sm.t, k
+			break
+		}
+	}
+	if kA < 0 {
+		kA = len(s.tiers) - 1
+		seqA, res.Start, res.Truncated = coarsest.oldest().seq, coarsest.oldest().t, coarsest.evicted
 	}
 	zeroLen := start.Equal(end)
-	if zeroLen {
+	if zeroLen || seqA > seqB {
 		seqA, res.Start = seqB, res.End
 	}
 
-	if o != nil {
-		res.ActiveSessions = o.sum(&b, seqA, seqB)
-	}
-	s.ovf.sum(&b, seqA, seqB)
-	if endNow {
-		defer s.release()
-		if err := s.src.Collect(ctx, &s.rm); err != nil {
-			return Stats{}, fmt.Errorf("stats: collecting: %w", err)
+	o := s.orchs[id]
+	// Walk from seqA to seqB, in tier kA and then in finer tiers as soon as
+	// they reach back far enough.
+	cur, k := seqA, kA
+	active := int64(0)
+	for {
+		for k > 0 && s.tiers[k-1].oldest().seq <= cur {
+			k--
 		}
-		res.ActiveSessions = s.live(id, &b, zeroLen)
+		target := seqB
+		if k > 0 {
+			if sw, ok := s.tiers[k].firstFrom(s.tiers[k-1].oldest().seq); ok && sw.seq < target {
+				target = sw.seq
+			}
+		}
+		next := s.tiers[k].atSeq(target)
+		if next.seq < cur {
+			next.seq = cur
+		}
+		if o != nil {
+			active = o.sum(&b, k, cur, next.seq)
+		}
+		s.ovf.sum(&b, k, cur, next.seq)
+		if next.seq != target || target == seqB {
+			if next.seq != seqB && !endNow {
+				// The coarse tiers cannot reach the asked end exactly.
+				res.End = next.t
+			}
+			break
+		}
+		cur = next.seq
+	}
+	res.ActiveSessions = active
+	if endNow {
+		if o != nil {
+			res.ActiveSessions = o.active
+			if !zeroLen {
+				o.addOpen(&b)
+			}
+		}
+		if !zeroLen {
+			s.ovf.addOpen(&b)
+		}
+	}
+	if res.End.Before(res.Start) {
+		res.Start = res.End
 	}
 	return b.finish(), nil
 }
 
-// sum adds o's frames after sample seqA up to sample seqB to b and returns
-// o's active sessions at seqB.
-func (o *orch) sum(b *builder, seqA, seqB uint64) int64 {
-	active := o.activeBase
-	var small [16]uint64
-	sums := small[:0]
+// sum adds o's frames of tier k after sample seqA up to sample seqB to b
+// and returns o's active sessions at seqB.
+func (o *orch) sum(b *builder, k int, seqA, seqB uint64) int64 {
+	t := &o.tiers[k]
+	active := t.activeBase
+	var small [32]uint64
+	var sums []uint64
 	if len(o.slots) <= len(small) {
 		sums = small[:len(o.slots)]
 	} else {
 		sums = make([]uint64, len(o.slots))
 	}
 	add := func(sl int32, n uint64) { sums[sl] += n }
-	first := o.frames.search(func(f *frame) bool { return f.seq > seqA })
-	for i := 0; i < o.frames.len() && o.frames.at(i).seq <= seqB; i++ {
-		f := o.frames.at(i)
+	first := t.frames.search(func(f *frame) bool { return f.seq > seqA })
+	for i := 0; i < t.frames.len() && t.frames.at(i).seq <= seqB; i++ {
+		f := t.frames.at(i)
 		if i < first {
 			active = frameActive(f.data)
 			continue
@@ -651,98 +1063,28 @@ func (o *orch) sum(b *builder, seqA, seqB uint64) int64 {
 		active = decodeFrame(f.data, add, &b.h)
 	}
 	for sl, n := range sums {
+		if n != 0 {
+			x := o.slots[sl]
+			b.add(x.kind, x.a, x.b, n)
+		}
+	}
+	return active
+}
+
+// addOpen adds o's open step to b.
+func (o *orch) addOpen(b *builder) {
+	for _, sl := range o.ptouched {
 		x := o.slots[sl]
-		b.add(x.kind, x.a, x.b, n)
+		b.add(x.kind, x.a, x.b, o.psum[sl])
 	}
-	return active
+	if o.phist.Count > 0 || !o.phist.empty {
+		b.h.addHist(&o.phist.Hist)
+	}
 }
 
-// release drops the collection: between samples it would hold the SDK's
-// per-point exemplar buffers (kilobytes per series) for nothing.
+// release drops the collection: between collections it would hold the
+// SDK's per-point buffers for nothing.
 func (s *Store) release() { s.rm = metricdata.ResourceMetrics{} }
-
-// live adds what orchestrator id changed since the latest sample, from the
-// collection in s.rm, without changing the store, and returns its active
-// sessions now.
-func (s *Store) live(id string, b *builder, activeOnly bool) int64 {
-	var active int64
-	var delta Hist
-	walk(&s.rm, func(k kind, attrs attribute.Set, dp point) {
-		if k == kindOverflow {
-			if !activeOnly && !rejectingGauges[attr(attrs, schema.KeyMetric)] {
-				b.add(slotOverflow, "", "", increase(dp.n, s.prev(k, attrs)[0]))
-			}
-			return
-		}
-		if k == kindDelegations {
-			from, to := attr(attrs, schema.KeyFromOrchestrator) == id, attr(attrs, schema.KeyToOrchestrator) == id
-			if activeOnly || !from && !to {
-				return
-			}
-			n := increase(dp.n, s.prev(k, attrs)[0])
-			if from {
-				b.add(slotOut, "", "", n)
-			}
-			if to {
-				b.add(slotIn, "", "", n)
-			}
-			return
-		}
-		if attr(attrs, schema.KeyOrchestratorID) != id {
-			return
-		}
-		switch k {
-		case kindSessions:
-			prev := s.prev(k, attrs)
-			if dp.isUB {
-				active += dp.ub[1] - dp.ub[0]
-				if !activeOnly {
-					b.add(slotStarted, "", "", increase(dp.ub[1], prev[1]))
-					b.add(slotEnded, "", "", increase(dp.ub[0], prev[0]))
-				}
-				return
-			}
-			active += dp.n
-			if d := dp.n - prev[0]; !activeOnly {
-				b.add(slotStarted, "", "", uint64(max(d, 0)))
-				b.add(slotEnded, "", "", uint64(max(-d, 0)))
-			}
-		case kindLatency:
-			if activeOnly {
-				return
-			}
-			var prev *Hist
-			if sr := s.series[seriesKey{k, attrs.Equivalent()}]; sr != nil {
-				prev = sr.hist
-			}
-			diff(&delta, dp.hist, prev)
-			b.h.addHist(&delta)
-		default:
-			if activeOnly {
-				return
-			}
-			n := increase(dp.n, s.prev(k, attrs)[0])
-			switch k {
-			case kindTokens:
-				b.add(slotTokens, attr(attrs, schema.KeyModel), "", n)
-			case kindTools:
-				b.add(slotTool, attr(attrs, schema.KeyToolName), attr(attrs, schema.KeyStatus), n)
-			case kindErrors:
-				b.add(slotError, attr(attrs, schema.KeyErrorType), "", n)
-			}
-		}
-	})
-	return active
-}
-
-// prev returns a series' cumulative values at the latest sample; zeros for
-// a series the store has not seen.
-func (s *Store) prev(k kind, attrs attribute.Set) [2]int64 {
-	if sr := s.series[seriesKey{k, attrs.Equivalent()}]; sr != nil {
-		return sr.prev
-	}
-	return [2]int64{}
-}
 
 // toolSuccess is the status of a successful tool call; any other status
 // (error, timeout) is a failure.
