@@ -70,6 +70,9 @@ type config struct {
 	// instead of a ticker.
 	statsResolution time.Duration
 	statsRetention  time.Duration
+	statsWindowSet  bool        // WithStatsResolution or WithStatsRetention given
+	statsTiers      []StatsTier // WithStatsTiers (stats_config.go)
+	statsTiersSet   bool
 	now             func() time.Time
 	statsTick       <-chan time.Time
 }
@@ -98,7 +101,7 @@ func newConfig(opts []Option) (config, error) {
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
-	c.errs = append(c.errs, checkStatsWindow(c.statsResolution, c.statsRetention))
+	c.errs = append(c.errs, checkStatsWindow(c))
 	return c, errors.Join(c.errs...)
 }
 
@@ -313,6 +316,9 @@ const (
 // before the asked end, unless it ends now), so the resolution is the
 // precision of a window. Each sample collects every series once; see
 // docs/stats.md for its cost. The default is DefaultStatsResolution (10 s).
+// With it, or WithStatsRetention, the history has that single tier instead
+// of DefaultStatsTiers (see WithStatsTiers); without either, the finest
+// default tier samples every 10 s.
 // A resolution below MinStatsResolution makes New fail with
 // ErrInvalidOption, as does a retention shorter than the resolution.
 func WithStatsResolution(d time.Duration) Option {
@@ -321,15 +327,17 @@ func WithStatsResolution(d time.Duration) Option {
 			c.errs = append(c.errs, fmt.Errorf("%w: stats resolution %v, want >= %v", ErrInvalidOption, d, MinStatsResolution))
 			return c
 		}
-		c.statsResolution = d
+		c.statsResolution, c.statsWindowSet = d, true
 		return c
 	})
 }
 
 // WithStatsRetention sets how long samples are kept for AggregatedStats: a
 // window starting earlier is answered from the oldest sample kept and marked
-// Truncated. Memory grows with the retention (see docs/stats.md). The
-// default is DefaultStatsRetention (1 h). A retention shorter than the
+// Truncated. Memory grows with the retention (see docs/stats.md). With it,
+// or WithStatsResolution, the history has that single tier instead of
+// DefaultStatsTiers; the retention of that tier defaults to
+// DefaultStatsRetention (1 h). A retention shorter than the
 // resolution, or longer than MaxStatsSteps resolution steps, makes New fail
 // with ErrInvalidOption.
 func WithStatsRetention(d time.Duration) Option {
@@ -338,7 +346,7 @@ func WithStatsRetention(d time.Duration) Option {
 			c.errs = append(c.errs, fmt.Errorf("%w: stats retention %v, want > 0", ErrInvalidOption, d))
 			return c
 		}
-		c.statsRetention = d
+		c.statsRetention, c.statsWindowSet = d, true
 		return c
 	})
 }

@@ -129,12 +129,16 @@ type AggregatedStats struct {
 // AggregatedStats returns what orchestratorID did in the window r, for
 // example Last(5*time.Minute) or TimeRange{Start: t0, End: t1}.
 //
-// The Collector samples its in-memory reader every resolution step
-// (WithStatsResolution, default 10 s) and keeps the samples for a retention
-// (WithStatsRetention, default 1 h). A window ending now also collects at
-// the call, so its counts include every record made before the call; that
-// collection reads every series, so its cost grows with the number of series
-// (see docs/stats.md), while a window ending in the past only reads samples.
+// The Collector samples its in-memory reader every 10 s and keeps the
+// history in tiers (DefaultStatsTiers: 10 s steps for 5 min, minute steps
+// for an hour, hour steps for a day; WithStatsTiers sets others), so a
+// window can reach a day back and its bounds are exact to the step of the
+// coarsest tier it needs. The reader reports only the series recorded since
+// its previous collection, so a sample costs what changed. A window ending
+// now also collects at the call, so its counts include every record made
+// before the call; that collection costs what was recorded since the
+// previous one, and concurrent callers share it (see docs/stats.md). A
+// window ending in the past only reads the history.
 //
 // Outcomes of unusual input:
 //   - an orchestrator with no records in the window, or never seen, gives
@@ -201,8 +205,9 @@ func (c *Collector) startStats(cfg config) {
 	if now == nil {
 		now = time.Now
 	}
+	tiers := cfg.resolvedStatsTiers()
 	s := &statsSampler{
-		store:  stats.New(c.statsRdr, cfg.statsResolution, cfg.statsRetention, now),
+		store:  stats.NewTiered(c.statsRdr, tiers, now),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		report: func(err error) { c.handleError("stats sampler", err) },
@@ -211,7 +216,7 @@ func (c *Collector) startStats(cfg config) {
 	tick := cfg.statsTick
 	var ticker *time.Ticker
 	if tick == nil {
-		ticker = time.NewTicker(cfg.statsResolution)
+		ticker = time.NewTicker(tiers[0].Step)
 		tick = ticker.C
 	}
 	go func() {
@@ -246,14 +251,4 @@ func (c *Collector) stopStats() {
 	close(c.stats.stop)
 	<-c.stats.done
 	c.stats.store.Close()
-}
-
-func checkStatsWindow(resolution, retention time.Duration) error {
-	switch {
-	case retention < resolution:
-		return fmt.Errorf("%w: stats retention %v is shorter than the resolution %v", ErrInvalidOption, retention, resolution)
-	case retention/resolution > MaxStatsSteps:
-		return fmt.Errorf("%w: stats retention %v is more than %d steps of %v", ErrInvalidOption, retention, MaxStatsSteps, resolution)
-	}
-	return nil
 }

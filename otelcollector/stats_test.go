@@ -464,6 +464,16 @@ func TestStatsOptions(t *testing.T) {
 		{"retention shorter than resolution", []Option{WithStatsRetention(time.Second)}, false},
 		{"retention shorter than resolution, other order", []Option{WithStatsRetention(time.Second), WithStatsResolution(time.Minute)}, false},
 		{"too many steps", []Option{WithStatsResolution(time.Millisecond), WithStatsRetention(time.Hour)}, false},
+		{"default tiers", []Option{WithStatsTiers(DefaultStatsTiers()...)}, true},
+		{"one tier", []Option{WithStatsTiers(StatsTier{Step: time.Second, Retention: time.Minute})}, true},
+		{"two tiers", []Option{WithStatsTiers(StatsTier{time.Second, time.Minute}, StatsTier{time.Minute, 7 * 24 * time.Hour})}, true},
+		{"no tier", []Option{WithStatsTiers()}, false},
+		{"tier step below the minimum", []Option{WithStatsTiers(StatsTier{time.Microsecond, time.Second})}, false},
+		{"tier step not a multiple", []Option{WithStatsTiers(StatsTier{10 * time.Second, time.Hour}, StatsTier{15 * time.Second, time.Hour})}, false},
+		{"tier retention shorter than the finer one", []Option{WithStatsTiers(StatsTier{10 * time.Second, time.Hour}, StatsTier{time.Minute, time.Minute})}, false},
+		{"tier retention shorter than its step", []Option{WithStatsTiers(StatsTier{time.Minute, time.Second})}, false},
+		{"tiers and resolution", []Option{WithStatsTiers(DefaultStatsTiers()...), WithStatsResolution(time.Second)}, false},
+		{"retention and tiers", []Option{WithStatsRetention(time.Hour), WithStatsTiers(DefaultStatsTiers()...)}, false},
 	}
 	for _, tc := range testCases {
 		t.Run(tc.name, func(t *testing.T) {

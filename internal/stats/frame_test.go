@@ -18,6 +18,7 @@ func TestFrameRoundTrip(t *testing.T) {
 		{name: "entries", active: 7, entries: []entry{{0, 1}, {5, math.MaxUint64}, {300, 12345}}},
 		{name: "histogram", active: 1, entries: []entry{{2, 1}},
 			h: &Hist{Scale: -2, Count: 9, ZeroCount: 2, Sum: 12.25, Offset: -300, Counts: []uint64{1, 0, 0, 5, 1}}},
+		{name: "dense histogram (runs)", h: &Hist{Scale: 5, Count: 21, Sum: 3, Offset: -7, Counts: []uint64{1, 2, 3, 4, 0, 5, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200}}},
 		{name: "histogram at max scale", h: &Hist{Scale: 20, Count: 1, Sum: 1e-9, Offset: math.MinInt32 + 1, Counts: []uint64{1}}},
 	}
 	for _, tc := range testCases {
@@ -51,6 +52,9 @@ func FuzzFrameRoundTrip(f *testing.F) {
 			return
 		}
 		h := &Hist{Scale: scale, Count: 2 * c, Sum: sum, Offset: offset, Counts: []uint64{c, 0, c}}
+		if n%2 == 1 { // dense: the runs format
+			h.Counts, h.Count = []uint64{c, 1, c}, 2*c+1
+		}
 		data := string(encodeFrame(nil, active, []entry{{slot, n}}, h))
 		a := newAcc()
 		var gotSlot int32
@@ -61,7 +65,7 @@ func FuzzFrameRoundTrip(f *testing.F) {
 		if gotSlot != slot || gotN != n {
 			t.Fatalf("entry = %d/%d, want %d/%d", gotSlot, gotN, slot, n)
 		}
-		if a.Scale != scale || a.Count != 2*c || a.bucketAt(offset) != c || a.bucketAt(offset+2) != c ||
+		if a.Scale != scale || a.Count != h.Count || a.bucketAt(offset) != c || a.bucketAt(offset+1) != h.Counts[1] || a.bucketAt(offset+2) != c ||
 			math.Float64bits(a.Sum) != math.Float64bits(sum) && !(math.IsNaN(a.Sum) && math.IsNaN(sum)) {
 			t.Fatalf("histogram = %+v, want %+v", a.Hist, h)
 		}

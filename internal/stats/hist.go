@@ -203,7 +203,7 @@ func (h *Hist) Quantile(q float64) float64 {
 // reset empties a, keeping a small bucket slice for reuse.
 func (a *acc) reset() {
 	counts := a.Counts[:0]
-	if cap(counts) > 128 {
+	if cap(counts) > 64 {
 		counts = nil
 	}
 	*a = acc{empty: true}

@@ -243,7 +243,6 @@ type slot struct {
 // orch is one orchestrator's history.
 type orch struct {
 	slots  []slot
-	index  map[slot]int32
 	tiers  []orchTier
 	active int64 // active sessions at the latest collection
 	// The open step: increases per slot (psum, with the slots touched in
@@ -261,7 +260,7 @@ type orchTier struct {
 }
 
 func (s *Store) newOrch() *orch {
-	o := &orch{index: map[slot]int32{}, tiers: make([]orchTier, len(s.tiers)), phist: newAcc()}
+	o := &orch{tiers: make([]orchTier, len(s.tiers)), phist: newAcc()}
 	for i := range o.tiers {
 		o.tiers[i].frames.limit = s.tiers[i].maxSamples
 	}
@@ -271,13 +270,17 @@ func (s *Store) newOrch() *orch {
 	return o
 }
 
+// slotOf returns the index of slot s in o's table, adding it on first
+// sight. A linear search: it runs once per new series, and a map would cost
+// every orchestrator a few kilobytes for good.
 func (o *orch) slotOf(s slot) int32 {
-	if i, ok := o.index[s]; ok {
-		return i
+	for i := range o.slots {
+		if o.slots[i] == s {
+			return int32(i)
+		}
 	}
 	i := int32(len(o.slots))
 	o.slots = append(o.slots, s)
-	o.index[s] = i
 	o.psum = append(o.psum, 0)
 	return i
 }
