@@ -7,6 +7,7 @@ import (
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/wundr-io/orchestrator-otel/internal/stats"
 	"github.com/wundr-io/orchestrator-otel/internal/validate"
@@ -198,6 +199,31 @@ type statsSampler struct {
 	report func(error) // the Collector's handler of errors with no caller
 }
 
+// statsDeltaSource returns the source of the statistics: what changed in
+// the Collector's statistics store since the previous collection (a delta
+// sink of it, as a delta exporter reads it), so that a sample or a query
+// ending now costs the series recorded meanwhile, not a copy of every
+// cumulative point. Asynchronous instruments (the atomic counters, the
+// Collector's own counters) come as cumulative snapshots, which
+// stats.Store compares with the previous ones.
+func statsDeltaSource(st *store) stats.Source {
+	return producerSource{st.producer(func(k sdkmetric.InstrumentKind) metricdata.Temporality {
+		if isAsync(k) {
+			return metricdata.CumulativeTemporality
+		}
+		return metricdata.DeltaTemporality
+	})}
+}
+
+// producerSource reads a Producer as a stats.Source.
+type producerSource struct{ p sdkmetric.Producer }
+
+func (s producerSource) Collect(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+	sms, err := s.p.Produce(ctx)
+	rm.ScopeMetrics = sms
+	return err
+}
+
 // startStats creates the store and starts the sampler goroutine, which
 // Close stops.
 func (c *Collector) startStats(cfg config) {
@@ -207,7 +233,7 @@ func (c *Collector) startStats(cfg config) {
 	}
 	tiers := cfg.resolvedStatsTiers()
 	s := &statsSampler{
-		store:  stats.NewTiered(c.statsRdr, tiers, now),
+		store:  stats.NewTiered(statsDeltaSource(c.statsRdr), tiers, now),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		report: func(err error) { c.handleError("stats sampler", err) },

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -213,6 +214,7 @@ type series struct {
 	gen   uint64
 	kind  kind
 	cum   bool  // seen as a cumulative series
+	stale bool  // an end was forgotten: resolve it again when next seen
 	o, o2 *orch // owner; for delegations o is from, o2 is to
 	slot  int32 // counter slot in o (tokens, tools, errors, overflow)
 	// prev is the cumulative value at the latest collection: for sessions
@@ -381,14 +383,28 @@ func (s *Store) Size() (frames, bytes int) {
 // delegation between id and another orchestrator stays in the other's
 // frames already written.
 //
-// Call Forget after the source has stopped reporting id's series (the
-// Collector deletes them first). A cumulative series the source still
-// reports with its old value would otherwise be counted again in full. A
-// counter that restarts from zero and is reported again, whether or not a
-// sample ran in between, never gives a negative or an inflated increase:
-// with its state dropped it counts from zero. Forget of an unknown id does
-// nothing.
-func (s *Store) Forget(id string) {
+// Forget first collects the source, so that what id recorded before the
+// call (still pending in a delta source) goes into the history it drops,
+// not into the fresh one. Call it after the source has stopped reporting
+// id's cumulative series (the Collector deletes them first): a cumulative
+// series still reported with its old value would otherwise be counted again
+// in full. A counter that restarts from zero and is reported again, whether
+// or not a sample ran in between, never gives a negative or an inflated
+// increase: with its state dropped it counts from zero. Forget of an
+// unknown id does nothing. The error is the collection's; the history is
+// dropped even then.
+func (s *Store) Forget(id string) error {
+	s.collectMu.Lock()
+	defer s.collectMu.Unlock()
+	err := s.collect(context.Background())
+	if errors.Is(err, ErrClosed) {
+		return nil
+	}
+	s.forget(id)
+	return err
+}
+
+func (s *Store) forget(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -403,15 +419,32 @@ func (s *Store) Forget(id string) {
 		if sr.o != o && sr.o2 != o {
 			continue
 		}
-		// A delegation's other end keeps its frames; it only loses the
-		// series, which the source no longer reports either.
+		if sr.cum && sr.kind == kindDelegations && (sr.o != o || sr.o2 != o) {
+			// A cumulative delegation with another orchestrator: that end
+			// keeps counting from the value it has seen (so nothing is
+			// counted twice); the forgotten end is resolved anew if the
+			// series is reported again.
+			sr.stale = true
+			if sr.o == o {
+				sr.o = nil
+			} else {
+				sr.o2 = nil
+			}
+			continue
+		}
 		if sr.cum {
 			s.cumKnow--
 		}
 		delete(s.series, key)
 	}
-	// A dirty orchestrator forgotten in the open step writes no frame.
+	// A dirty orchestrator forgotten in the open step writes no frame, and
+	// the list of dirty ones lets it go.
 	o.dirty = false
+	if i := slices.Index(s.dirty, o); i >= 0 {
+		s.dirty[i] = s.dirty[len(s.dirty)-1]
+		s.dirty[len(s.dirty)-1] = nil
+		s.dirty = s.dirty[:len(s.dirty)-1]
+	}
 }
 
 // Sample collects the source and closes the open step into a frame per
@@ -696,6 +729,16 @@ func increase(cur, prev int64) uint64 {
 
 func (s *Store) ingestCounter(k kind, attrs attribute.Set, dp point) {
 	sr := s.lookup(k, attrs, !dp.delta)
+	if sr.stale {
+		fresh := s.newSeries(k, attrs)
+		if sr.o == nil {
+			sr.o = fresh.o
+		}
+		if sr.o2 == nil {
+			sr.o2 = fresh.o2
+		}
+		sr.stale = false
+	}
 	switch k {
 	case kindSessions:
 		var starts, ends uint64
