@@ -33,6 +33,8 @@ type PrometheusOptions struct {
 	RuleFiles []string
 	// MetricsPath overrides /metrics.
 	MetricsPath string
+	// Alertmanagers are host:port addresses Prometheus sends its alerts to.
+	Alertmanagers []string
 }
 
 // StartPrometheus starts prometheus on 127.0.0.1, port 0 (it logs the port
@@ -54,6 +56,16 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		for _, f := range opts.RuleFiles {
 			fmt.Fprintf(&cfg, "  - %q\n", f)
 		}
+	}
+	if len(opts.Alertmanagers) > 0 {
+		cfg.WriteString("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [")
+		for i, a := range opts.Alertmanagers {
+			if i > 0 {
+				cfg.WriteString(", ")
+			}
+			fmt.Fprintf(&cfg, "%q", a)
+		}
+		cfg.WriteString("]\n")
 	}
 	fmt.Fprintf(&cfg, "scrape_configs:\n  - job_name: orchestrator\n    metrics_path: %q\n    static_configs:\n      - targets: [", path)
 	for i, tg := range opts.Targets {
