@@ -336,14 +336,6 @@ func TestOptionsValidation(t *testing.T) {
 	}
 }
 
-func TestNewWithCancelledContext(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := otelcollector.New(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("New: %v, want context.Canceled", err)
-	}
-}
-
 func TestNoExporterStillWorks(t *testing.T) {
 	c, err := otelcollector.New(context.Background())
 	if err != nil {

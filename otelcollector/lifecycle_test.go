@@ -280,7 +280,8 @@ func TestFlushWithExpiringContextWhileExportHangs(t *testing.T) {
 
 // TestWithMetricsPanicRecordsAndRepanics: a panicking fn is recorded
 // (latency and a function_execution_error) and the panic reaches the
-// caller with its original value; the Collector stays usable.
+// caller with its original value (a struct, a string, a runtime error);
+// the Collector stays usable.
 func TestWithMetricsPanicRecordsAndRepanics(t *testing.T) {
 	c, r := newTestCollector(t)
 	ctx := context.Background()
@@ -296,6 +297,17 @@ func TestWithMetricsPanicRecordsAndRepanics(t *testing.T) {
 			panic(boom{"fn blew up"})
 		})
 		t.Fatal("WithMetrics returned instead of panicking")
+	}()
+	// A plain string panic value comes back unchanged too.
+	func() {
+		defer func() {
+			if p := recover(); p != "kaboom" {
+				t.Fatalf("recovered %v, want the original panic value", p)
+			}
+		}()
+		_, _ = otelcollector.WithMetrics(ctx, c, "o", func(context.Context) (struct{}, error) {
+			panic("kaboom")
+		})
 	}()
 	// A runtime error panic too (nil map write), with a goexit-free stack.
 	func() {
@@ -315,11 +327,11 @@ func TestWithMetricsPanicRecordsAndRepanics(t *testing.T) {
 		t.Fatalf("after panics: %q %v", v, err)
 	}
 	ms := collect(t, r)
-	if v, _ := intValue(ms["orchestrator.errors"], set("orchestrator_id", "o", "error_type", otelcollector.ErrorTypeFunctionExecution)); v != 2 {
-		t.Errorf("function_execution_error = %d, want 2 (one per panic)", v)
+	if v, _ := intValue(ms["orchestrator.errors"], set("orchestrator_id", "o", "error_type", otelcollector.ErrorTypeFunctionExecution)); v != 3 {
+		t.Errorf("function_execution_error = %d, want 3 (one per panic)", v)
 	}
-	if p := latencyPoint(t, ms["orchestrator.message.latency"]); p.Count != 3 {
-		t.Errorf("latency count = %d, want 3", p.Count)
+	if p := latencyPoint(t, ms["orchestrator.message.latency"]); p.Count != 4 {
+		t.Errorf("latency count = %d, want 4", p.Count)
 	}
 }
 
@@ -343,25 +355,6 @@ func TestWithMetricsRecordFailureGoesToErrorHandler(t *testing.T) {
 	defer mu.Unlock()
 	if len(handled) != 1 || !errors.Is(handled[0], otelcollector.ErrClosed) {
 		t.Fatalf("error handler got %v, want one ErrClosed", handled)
-	}
-}
-
-// TestTimerStoppedTwice: Stop is a pure read; a second Stop returns a later,
-// larger duration and the zero Timer returns 0.
-func TestTimerStoppedTwice(t *testing.T) {
-	c, _ := newTestCollector(t)
-	tm := c.StartTimer()
-	time.Sleep(2 * time.Millisecond)
-	first := tm.Stop()
-	time.Sleep(2 * time.Millisecond)
-	second := tm.Stop()
-	if first < 2*time.Millisecond || second <= first {
-		t.Fatalf("first %v, second %v: want >= 2ms and increasing", first, second)
-	}
-	var zero otelcollector.Timer
-	//lint:ignore SA4000 two calls on purpose: a zero Timer stopped twice
-	if zero.Stop() != 0 || zero.Stop() != 0 {
-		t.Fatal("zero Timer's Stop is not 0")
 	}
 }
 

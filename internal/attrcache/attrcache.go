@@ -88,31 +88,6 @@ func (c *Cache[K, V]) Put(k K, v V) (V, bool) {
 	return v, true
 }
 
-// Delete removes k.
-func (c *Cache[K, V]) Delete(k K) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r := c.read.Load()
-	_, inRead := r.m[k]
-	_, inDirty := c.dirty[k]
-	if !inRead && !inDirty {
-		return
-	}
-	c.size--
-	if c.dirty != nil {
-		delete(c.dirty, k)
-	}
-	if inRead {
-		next := make(map[K]V, len(r.m))
-		for rk, rv := range r.m {
-			if rk != k {
-				next[rk] = rv
-			}
-		}
-		c.read.Store(&readOnly[K, V]{m: next, amended: r.amended})
-	}
-}
-
 // DeleteFunc removes every entry for which f returns true and calls done
 // with each removed value; it copies the read map at most once. f and done
 // must not call back into the cache.
@@ -174,13 +149,6 @@ func (c *Cache[K, V]) Range(f func(K, V) bool) {
 			return
 		}
 	}
-}
-
-// Len returns the number of cached entries.
-func (c *Cache[K, V]) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.size
 }
 
 // missLocked records a lookup that needed the lock and promotes the dirty

@@ -22,12 +22,12 @@ func TestGetPut(t *testing.T) {
 			t.Fatalf("Get = %d, %v", v, ok)
 		}
 	}
-	c.Delete([2]string{"a", "b"})
+	c.DeleteFunc(func(k [2]string, _ int) bool { return k == [2]string{"a", "b"} }, nil)
 	if _, ok := c.Get([2]string{"a", "b"}); ok {
 		t.Fatal("deleted key still present")
 	}
-	if c.Len() != 0 {
-		t.Fatalf("Len = %d after delete", c.Len())
+	if size(c) != 0 {
+		t.Fatalf("Len = %d after delete", size(c))
 	}
 }
 
@@ -39,8 +39,8 @@ func TestLimit(t *testing.T) {
 			t.Fatalf("Put #%d cached=%v, want %v", i, ok, want)
 		}
 	}
-	if c.Len() != 3 {
-		t.Fatalf("Len = %d, want 3", c.Len())
+	if size(c) != 3 {
+		t.Fatalf("Len = %d, want 3", size(c))
 	}
 }
 
@@ -59,13 +59,13 @@ func TestCacheConcurrentSafe(t *testing.T) {
 				}
 				c.Put(k, i%150)
 				if i%500 == 0 {
-					c.Delete(k)
+					c.DeleteFunc(func(kk string, _ int) bool { return kk == k }, nil)
 				}
 			}
 		}(g)
 	}
 	wg.Wait()
-	if n := c.Len(); n > 100 {
+	if n := size(c); n > 100 {
 		t.Fatalf("Len = %d over limit", n)
 	}
 }
@@ -161,5 +161,45 @@ func BenchmarkGetHit(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		c.Get(k)
+	}
+}
+
+// size counts the entries through Range.
+func size[K comparable, V any](c *Cache[K, V]) int {
+	n := 0
+	c.Range(func(K, V) bool { n++; return true })
+	return n
+}
+
+// TestDeleteFunc: the removed entries' values go to done, their slots are
+// free again for new keys, and the others stay readable without the lock.
+func TestDeleteFunc(t *testing.T) {
+	c := New[int, int](4)
+	for i := range 4 {
+		c.Put(i, i*10)
+	}
+	for range 8 { // promote to the read map
+		c.Get(0)
+	}
+	var removed []int
+	if n := c.DeleteFunc(func(k, _ int) bool { return k%2 == 0 }, func(v int) { removed = append(removed, v) }); n != 2 || len(removed) != 2 {
+		t.Fatalf("DeleteFunc removed %d (%v), want 2", n, removed)
+	}
+	if _, ok := c.Get(0); ok {
+		t.Fatal("deleted key 0 still present")
+	}
+	if v, ok := c.Get(1); !ok || v != 10 {
+		t.Fatalf("kept key 1 = %d, %v", v, ok)
+	}
+	for _, k := range []int{10, 11} {
+		if _, ok := c.Put(k, k); !ok {
+			t.Fatalf("Put(%d) after DeleteFunc freed two slots: not cached", k)
+		}
+	}
+	if _, ok := c.Put(12, 12); ok {
+		t.Fatal("Put past the limit cached")
+	}
+	if n := c.DeleteFunc(func(int, int) bool { return false }, nil); n != 0 {
+		t.Fatalf("DeleteFunc of nothing = %d", n)
 	}
 }

@@ -81,17 +81,6 @@ func Label(v string) Reason {
 	return OK
 }
 
-// Labels checks several label values and returns the index of the first bad
-// one with its reason, or (-1, OK).
-func Labels(vs ...string) (int, Reason) {
-	for i, v := range vs {
-		if r := Label(v); r != OK {
-			return i, r
-		}
-	}
-	return -1, OK
-}
-
 // NonNegativeInt rejects negative counts.
 func NonNegativeInt(n int64) Reason {
 	if n < 0 {

@@ -30,15 +30,6 @@ func TestLabel(t *testing.T) {
 	}
 }
 
-func TestLabels(t *testing.T) {
-	if i, r := Labels("a", "b"); i != -1 || r != OK {
-		t.Fatalf("Labels(a, b) = %d, %v", i, r)
-	}
-	if i, r := Labels("a", "", "\xff"); i != 1 || r != EmptyLabel {
-		t.Fatalf("Labels(a, '', \\xff) = %d, %v; want 1, empty_label", i, r)
-	}
-}
-
 func TestValues(t *testing.T) {
 	testCases := []struct {
 		name string
