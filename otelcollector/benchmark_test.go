@@ -9,6 +9,7 @@ package otelcollector_test
 //	impl=otelcollector-atomic        the same with WithAtomicCounters
 //	impl=otelcollector-bound         a bound handle (TokenCounter, ToolCounter, ...)
 //	impl=otelcollector-bound-atomic  the same with WithAtomicCounters
+//	impl=otelcollector-nostats       WithoutAggregatedStats: the user's one reader only
 //	impl=clientgolang                client_golang Vec.WithLabelValues(...).Add/Observe
 //	impl=clientgolang-bound          a client_golang Counter/Observer bound once
 //	impl=otelsdk                     SDK instrument, pre-built []AddOption passed as opts...,
@@ -136,6 +137,10 @@ func BenchmarkRecordTokenUsage(b *testing.B) {
 			runModes(b, func() { _ = m.Add(ctx, 7) })
 		})
 	}
+	b.Run("impl=otelcollector-nostats", func(b *testing.B) {
+		c := benchCollector(b, otelcollector.WithoutAggregatedStats())
+		runModes(b, func() { _ = c.RecordTokenUsage(ctx, benchOrch, benchModel, 7) })
+	})
 	b.Run("impl=clientgolang", func(b *testing.B) {
 		v := promclient.NewCounterVec(promclient.CounterOpts{Name: "orchestrator_tokens_used_total", Help: helpTokens},
 			[]string{"orchestrator_id", "model"})
@@ -180,6 +185,10 @@ func BenchmarkRecordMessageLatency(b *testing.B) {
 		o, err := benchCollector(b).Orchestrator(benchOrch)
 		must(b, err)
 		runModes(b, func() { _ = o.RecordMessageLatency(ctx, d) })
+	})
+	b.Run("impl=otelcollector-nostats", func(b *testing.B) {
+		c := benchCollector(b, otelcollector.WithoutAggregatedStats())
+		runModes(b, func() { _ = c.RecordMessageLatency(ctx, benchOrch, d) })
 	})
 	newVec := func() *promclient.HistogramVec {
 		return promclient.NewHistogramVec(promclient.HistogramOpts{

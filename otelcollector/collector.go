@@ -118,19 +118,30 @@ func newCollector(ctx context.Context, cfg config) (*Collector, error) {
 		logger:       cfg.logger,
 		errorHandler: cfg.errorHandler,
 	}
-	c.store = newStore(sdkmetric.NewManualReader(deltaReaderOptions(true, nil)...), cfg.cardinalityLimit, time.Now)
-	c.statsRdr = newStore(stats.NewReader(deltaReaderOptions(false, nil)[0]), cfg.cardinalityLimit, time.Now)
+	// Each store's reader adds an SDK measurement to every record: the
+	// exporters' store exists only for exporters that read it, the
+	// statistics' store only without WithoutAggregatedStats.
+	for _, e := range cfg.exporters {
+		if _, ok := e.(ProducerExporter); ok {
+			c.store = newStore(sdkmetric.NewManualReader(deltaReaderOptions(true, nil)...), cfg.cardinalityLimit, time.Now)
+			break
+		}
+	}
+	if !cfg.noStats {
+		c.statsRdr = newStore(stats.NewReader(deltaReaderOptions(false, nil)[0]), cfg.cardinalityLimit, time.Now)
+	}
 
 	res := cfg.resource
 	if res == nil {
 		res = resource.Default()
 	}
 	limit := sdkmetric.WithCardinalityLimit(max(cfg.cardinalityLimit, minSDKCardinalityLimit))
-	recOpts := []sdkmetric.Option{
-		sdkmetric.WithResource(res), limit,
-		sdkmetric.WithReader(c.store.rdr),
-		sdkmetric.WithReader(c.statsRdr.rdr),
-		stats.NoExemplarsView(),
+	recOpts := []sdkmetric.Option{sdkmetric.WithResource(res), limit}
+	if c.store != nil {
+		recOpts = append(recOpts, sdkmetric.WithReader(c.store.rdr))
+	}
+	if c.statsRdr != nil {
+		recOpts = append(recOpts, sdkmetric.WithReader(c.statsRdr.rdr), stats.NoExemplarsView())
 	}
 	if len(cfg.views) > 0 {
 		recOpts = append(recOpts, sdkmetric.WithView(cfg.views...))
@@ -163,7 +174,9 @@ func newCollector(ctx context.Context, cfg config) (*Collector, error) {
 		return nil, errors.Join(err, c.provider.Shutdown(ctx), c.recProvider.Shutdown(ctx))
 	}
 	c.claimed = cfg
-	c.startStats(cfg)
+	if c.statsRdr != nil {
+		c.startStats(cfg)
+	}
 	return c, nil
 }
 

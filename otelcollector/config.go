@@ -60,6 +60,7 @@ type config struct {
 	runtimeMetrics   bool // WithRuntimeMetrics (runtime.go)
 	errs             []error
 	errorHandler     func(error)      // WithErrorHandler; nil: the logger
+	noStats          bool             // WithoutAggregatedStats
 	shared           sdkmetric.Reader // a reader another Collector uses (share.go)
 	// views are added to the recording MeterProvider, which holds the
 	// synchronous instruments, for options that change their streams.
@@ -176,6 +177,19 @@ func WithLogger(l *slog.Logger) Option {
 func WithErrorHandler(f func(error)) Option {
 	return optionFunc(func(c config) config {
 		c.errorHandler = f
+		return c
+	})
+}
+
+// WithoutAggregatedStats turns the in-process statistics off, for daemons
+// that never call AggregatedStats: the Collector then registers no
+// in-memory reader and runs no sampler goroutine, so a record pays only for
+// the readers of its exporters, and AggregatedStats returns an error
+// wrapping ErrStatsDisabled. WithStatsResolution and WithStatsRetention are
+// then ignored. By default the statistics are on.
+func WithoutAggregatedStats() Option {
+	return optionFunc(func(c config) config {
+		c.noStats = true
 		return c
 	})
 }

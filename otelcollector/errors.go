@@ -37,6 +37,9 @@ var (
 	// *TokenCounter, ... whose binding returned an error) or on a nil
 	// *Collector.
 	ErrNilHandle = errors.New("otelcollector: nil handle")
+	// ErrStatsDisabled: AggregatedStats was called on a Collector created
+	// with WithoutAggregatedStats.
+	ErrStatsDisabled = errors.New("otelcollector: aggregated stats are disabled (WithoutAggregatedStats)")
 	// ErrInvalidTimeRange: AggregatedStats was given a TimeRange that ends
 	// before it starts, or Last with a negative duration.
 	ErrInvalidTimeRange = errors.New("otelcollector: invalid time range")

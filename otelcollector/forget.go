@@ -65,7 +65,13 @@ func (c *Collector) ForgetOrchestrator(orchestratorID string) error {
 	g.mu.Unlock()
 
 	ctx := bgCtx
-	err := errors.Join(c.store.forget(ctx, id), c.statsRdr.forget(ctx, id))
+	var err error
+	if c.store != nil {
+		err = c.store.forget(ctx, id)
+	}
+	if c.statsRdr != nil {
+		err = errors.Join(err, c.statsRdr.forget(ctx, id))
+	}
 	if c.stats != nil {
 		c.stats.store.Forget(id)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -475,5 +476,40 @@ func TestGenAIPastLimitAllocs(t *testing.T) {
 	ms := collect(t, r)
 	if v, _ := intValue(ms["orchestrator.collector.overflow"], set("metric", "gen_ai.client.token.usage")); v < 7 {
 		t.Errorf("overflow{metric=gen_ai.client.token.usage} = %d, want the records past the limit", v)
+	}
+}
+
+// TestWithoutAggregatedStats (issue 12 goal 5): no in-memory reader and
+// no sampler goroutine; records still reach the exporters; AggregatedStats
+// fails with ErrStatsDisabled; the record paths allocate nothing.
+func TestWithoutAggregatedStats(t *testing.T) {
+	ctx := context.Background()
+	before := runtime.NumGoroutine()
+	c, r := newTestCollector(t, otelcollector.WithoutAggregatedStats())
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after New, %d before: a sampler runs", n, before)
+	}
+	if err := c.RecordTokenUsage(ctx, "o", "m", 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RecordMessageLatency(ctx, "o", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := intValue(collect(t, r)["orchestrator.tokens.used"], set("orchestrator_id", "o", "model", "m")); v != 5 {
+		t.Fatalf("tokens = %d, want 5", v)
+	}
+	if _, err := c.AggregatedStats(ctx, "o", otelcollector.Last(time.Minute)); !errors.Is(err, otelcollector.ErrStatsDisabled) {
+		t.Fatalf("AggregatedStats = %v, want ErrStatsDisabled", err)
+	}
+	if err := c.ForgetOrchestrator("o"); err != nil {
+		t.Fatalf("ForgetOrchestrator without stats: %v", err)
+	}
+	if !raceDetector {
+		if n := testing.AllocsPerRun(100, func() { _ = c.RecordTokenUsage(ctx, "o", "m", 1) }); n != 0 {
+			t.Errorf("RecordTokenUsage: %v allocs", n)
+		}
+		if n := testing.AllocsPerRun(100, func() { _ = c.RecordMessageLatency(ctx, "o", time.Millisecond) }); n != 0 {
+			t.Errorf("RecordMessageLatency: %v allocs", n)
+		}
 	}
 }

@@ -161,6 +161,9 @@ func (c *Collector) AggregatedStats(ctx context.Context, orchestratorID string, 
 	if c == nil {
 		return AggregatedStats{}, ErrNilHandle
 	}
+	if c.stats == nil {
+		return AggregatedStats{}, ErrStatsDisabled
+	}
 	if c.closed.Load() {
 		return AggregatedStats{}, ErrClosed
 	}
