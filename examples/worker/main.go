@@ -106,9 +106,26 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return errors.Join(err, exp.Shutdown(context.Background()))
 	}
 	fmt.Fprintf(out, "serving metrics on http://%s/metrics\n", exp.Addr())
+	if err := work(ctx, c, o, out); err != nil {
+		return errors.Join(err, c.Close(context.Background()))
+	}
+	if o.linger > 0 {
+		select {
+		case <-time.After(o.linger):
+		case <-ctx.Done():
+		}
+	}
+	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return c.Close(closeCtx)
+}
+
+// work runs o.jobs jobs on o.workers workers, recording into c, and
+// prints a summary per orchestrator from c's aggregated stats.
+func work(ctx context.Context, c *otelcollector.Collector, o options, out io.Writer) error {
 	h, err := bind(c)
 	if err != nil {
-		return errors.Join(err, c.Close(context.Background()))
+		return err
 	}
 
 	queue := make(chan job)
@@ -140,20 +157,12 @@ feed:
 	for _, id := range orchestrators {
 		st, err := c.AggregatedStats(context.Background(), id, otelcollector.Last(time.Hour))
 		if err != nil {
-			return errors.Join(err, c.Close(context.Background()))
+			return err
 		}
 		fmt.Fprintf(out, "%s: messages=%d p95=%v tokens=%d tool_calls=%d failed=%d errors=%d\n",
 			id, st.Messages, st.P95Latency.Round(time.Millisecond), st.TotalTokens, st.ToolInvocations, st.FailedToolCalls, st.Errors)
 	}
-	if o.linger > 0 {
-		select {
-		case <-time.After(o.linger):
-		case <-ctx.Done():
-		}
-	}
-	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return c.Close(closeCtx)
+	return nil
 }
 
 // worker runs jobs until the queue is closed. Each worker holds one session
