@@ -200,12 +200,6 @@ func (h *Hist) Quantile(q float64) float64 {
 	return 0
 }
 
-// reset empties a, keeping a small bucket slice for reuse.
-func (a *acc) reset() {
-	counts := a.Counts[:0]
-	if cap(counts) > 64 {
-		counts = nil
-	}
-	*a = acc{empty: true}
-	a.Counts = counts
-}
+// reset empties a. Its bucket slice goes too: kept, it would cost every
+// orchestrator its largest step's buckets for good.
+func (a *acc) reset() { *a = acc{empty: true} }

@@ -217,6 +217,12 @@ type series struct {
 	stale bool  // an end was forgotten: resolve it again when next seen
 	o, o2 *orch // owner; for delegations o is from, o2 is to
 	slot  int32 // counter slot in o (tokens, tools, errors, overflow)
+	c     *cumState
+}
+
+// cumState is what the store keeps of a cumulative series between
+// collections (delta series need none).
+type cumState struct {
 	// prev is the cumulative value at the latest collection: for sessions
 	// the starts and ends (or the net count in atomic mode, in prev[0]),
 	// for counters prev[0].
@@ -648,7 +654,7 @@ func (s *Store) lookup(k kind, attrs attribute.Set, cum bool) *series {
 	}
 	if cum {
 		if !sr.cum {
-			sr.cum = true
+			sr.cum, sr.c = true, &cumState{}
 			s.cumKnow++
 		}
 		if sr.gen != s.gen {
@@ -748,9 +754,9 @@ func (s *Store) ingestCounter(k kind, attrs attribute.Set, dp point) {
 			starts, ends = uint64(max(dp.ub[1], 0)), uint64(max(dp.ub[0], 0))
 			d = dp.ub[1] - dp.ub[0]
 		case dp.isUB:
-			starts, ends = increase(dp.ub[1], sr.prev[1]), increase(dp.ub[0], sr.prev[0])
-			sr.prev = [2]int64{dp.ub[0], dp.ub[1]}
-			d = dp.ub[1] - dp.ub[0] - sr.active
+			starts, ends = increase(dp.ub[1], sr.c.prev[1]), increase(dp.ub[0], sr.c.prev[0])
+			sr.c.prev = [2]int64{dp.ub[0], dp.ub[1]}
+			d = dp.ub[1] - dp.ub[0] - sr.c.active
 		case dp.delta:
 			// A net count reported as its change: rises are counted as
 			// starts and falls as ends.
@@ -759,10 +765,10 @@ func (s *Store) ingestCounter(k kind, attrs attribute.Set, dp point) {
 		default:
 			// Atomic mode reports only the net count: its rises are
 			// counted as starts and its falls as ends.
-			diff := dp.n - sr.prev[0]
+			diff := dp.n - sr.c.prev[0]
 			starts, ends = uint64(max(diff, 0)), uint64(max(-diff, 0))
-			sr.prev[0] = dp.n
-			d = dp.n - sr.active
+			sr.c.prev[0] = dp.n
+			d = dp.n - sr.c.active
 		}
 		if o := sr.o; o != nil {
 			s.note(o, int32(slotStarted), starts)
@@ -773,13 +779,13 @@ func (s *Store) ingestCounter(k kind, attrs attribute.Set, dp point) {
 			}
 		}
 		if !dp.delta {
-			sr.active += d
+			sr.c.active += d
 		}
 	case kindDelegations:
 		n := uint64(max(dp.n, 0))
 		if !dp.delta {
-			n = increase(dp.n, sr.prev[0])
-			sr.prev[0] = dp.n
+			n = increase(dp.n, sr.c.prev[0])
+			sr.c.prev[0] = dp.n
 		}
 		if sr.o != nil {
 			s.note(sr.o, int32(slotOut), n)
@@ -790,8 +796,8 @@ func (s *Store) ingestCounter(k kind, attrs attribute.Set, dp point) {
 	default:
 		n := uint64(max(dp.n, 0))
 		if !dp.delta {
-			n = increase(dp.n, sr.prev[0])
-			sr.prev[0] = dp.n
+			n = increase(dp.n, sr.c.prev[0])
+			sr.c.prev[0] = dp.n
 		}
 		if sr.o != nil {
 			s.note(sr.o, sr.slot, n)
@@ -808,8 +814,8 @@ func (s *Store) sweep() {
 		if !sr.cum || sr.gen == s.gen {
 			continue
 		}
-		if sr.kind == kindSessions && sr.o != nil && sr.active != 0 {
-			sr.o.active -= sr.active
+		if sr.kind == kindSessions && sr.o != nil && sr.c.active != 0 {
+			sr.o.active -= sr.c.active
 			s.touch(sr.o)
 		}
 		delete(s.series, key)
@@ -821,11 +827,11 @@ func (s *Store) ingestLatency(attrs attribute.Set, dp point) {
 	sr := s.lookup(kindLatency, attrs, !dp.delta)
 	h := dp.hist
 	if !dp.delta {
-		if sr.hist == nil {
-			sr.hist = &Hist{}
+		if sr.c.hist == nil {
+			sr.c.hist = &Hist{}
 		}
-		diff(&s.delta, h, sr.hist)
-		sr.hist.set(h)
+		diff(&s.delta, h, sr.c.hist)
+		sr.c.hist.set(h)
 		h = &s.delta
 	}
 	if sr.o == nil || h.Count == 0 && h.total() == 0 {

@@ -120,7 +120,6 @@ func BenchmarkTiersMemory(b *testing.B) {
 		tiers []Tier
 	}{
 		{"tiers=default", DefaultTiers},
-		{"tiers=default-fullscale", []Tier{DefaultTiers[0], DefaultTiers[1], {Step: time.Hour, Retention: 24 * time.Hour}}},
 	} {
 		orchs := 1000
 		if testing.Short() {
