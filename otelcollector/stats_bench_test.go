@@ -6,8 +6,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -257,4 +259,146 @@ func BenchmarkRecordWithSampler(b *testing.B) {
 		stop.Store(true)
 		wg.Wait()
 	}
+}
+
+// cpuTime is the CPU time the process has used, all threads.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkStatsSampleCPU is one sampler step at 1,000 orchestrators (the
+// workload's ~17k series), reporting the process's CPU time per step
+// (cpu-ns/op) besides wall time: with nothing recorded since the previous
+// step (changed=0), with 100 orchestrators' series changed (changed=100),
+// and all of them (changed=1000). The records between steps are not timed
+// and their CPU is not counted.
+func BenchmarkStatsSampleCPU(b *testing.B) {
+	for _, changed := range []int{0, 100, 1000} {
+		b.Run(fmt.Sprintf("orchestrators=1000/changed=%d", changed), func(b *testing.B) {
+			clk := &fakeClock{t: statsT0}
+			c := newBenchCollector(b, clk)
+			ids := benchOrchIDs()
+			rng := rand.New(rand.NewPCG(2, 2))
+			benchStep(b, c, ids, rng, 0)
+			sampleAt(b, c, clk, statsT0.Add(time.Second))
+			b.ReportAllocs()
+			var cpu time.Duration
+			step := 1
+			for b.Loop() {
+				b.StopTimer()
+				if changed > 0 {
+					benchStep(b, c, ids[:changed], rng, step)
+				}
+				step++
+				clk.set(statsT0.Add(time.Duration(step) * time.Second))
+				c0 := cpuTime()
+				b.StartTimer()
+				if err := c.stats.store.Sample(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				cpu += cpuTime() - c0
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// BenchmarkAggregatedStatsNow asks for one orchestrator's stats over a
+// window ending now (Last(5m)) at 1,000 orchestrators (~17k series):
+//   - recorders=2: two goroutines record throughout (tokens, latencies and
+//     tool calls of random orchestrators); p50-ns and p99-ns are the
+//     percentiles of the calls' wall time; B/op includes what the
+//     recorders allocate meanwhile (the SDK re-creates a series' delta
+//     state at its first record after a collection);
+//   - recorders=0/changes=N: N records of random series are made between
+//     calls with the timer stopped, so B/op and allocs/op are the call's own.
+func BenchmarkAggregatedStatsNow(b *testing.B) {
+	setup := func(b *testing.B) (*Collector, []string) {
+		clk := &fakeClock{t: statsT0}
+		c := newBenchCollector(b, clk)
+		ids := benchOrchIDs()
+		benchStep(b, c, ids, rand.New(rand.NewPCG(4, 4)), 0)
+		sampleAt(b, c, clk, statsT0.Add(10*time.Second))
+		clk.set(statsT0.Add(15 * time.Second))
+		return c, ids
+	}
+	ctx := context.Background()
+	recordOne := func(c *Collector, ids []string, rng *rand.Rand) {
+		id := ids[rng.IntN(len(ids))]
+		switch rng.IntN(3) {
+		case 0:
+			_ = c.RecordTokenUsage(ctx, id, benchModels[rng.IntN(len(benchModels))], 100)
+		case 1:
+			_ = c.RecordMessageLatency(ctx, id, time.Duration(10+rng.IntN(5000))*time.Millisecond)
+		default:
+			_ = c.RecordToolInvocation(ctx, id, benchTools[rng.IntN(len(benchTools))], ToolSuccess)
+		}
+	}
+	b.Run("orchestrators=1000/recorders=2", func(b *testing.B) {
+		c, ids := setup(b)
+		var stop atomic.Bool
+		var wg sync.WaitGroup
+		for g := range 2 {
+			wg.Go(func() {
+				rng := rand.New(rand.NewPCG(uint64(g), 5))
+				for i := 0; !stop.Load() && i < 1<<30; i++ {
+					recordOne(c, ids, rng)
+				}
+			})
+		}
+		b.ReportAllocs()
+		var lat []time.Duration
+		i := 0
+		for b.Loop() {
+			t0 := time.Now()
+			st, err := c.AggregatedStats(ctx, ids[i%benchOrchs], Last(5*time.Minute))
+			lat = append(lat, time.Since(t0))
+			if err != nil || st.Messages == 0 {
+				b.Fatal(st, err)
+			}
+			i++
+		}
+		stop.Store(true)
+		wg.Wait()
+		reportPercentiles(b, lat)
+	})
+	for _, changes := range []int{0, 100, 1000} {
+		b.Run(fmt.Sprintf("orchestrators=1000/recorders=0/changes=%d", changes), func(b *testing.B) {
+			c, ids := setup(b)
+			rng := rand.New(rand.NewPCG(6, 6))
+			b.ReportAllocs()
+			var lat []time.Duration
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				for range changes {
+					recordOne(c, ids, rng)
+				}
+				b.StartTimer()
+				t0 := time.Now()
+				st, err := c.AggregatedStats(ctx, ids[i%benchOrchs], Last(5*time.Minute))
+				lat = append(lat, time.Since(t0))
+				if err != nil || st.Messages == 0 {
+					b.Fatal(st, err)
+				}
+				i++
+			}
+			reportPercentiles(b, lat)
+		})
+	}
+}
+
+func reportPercentiles(b *testing.B, lat []time.Duration) {
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 }

@@ -139,6 +139,21 @@ func (a *acc) addBucket(s, j int32, n uint64) {
 	} else if s > a.Scale {
 		j >>= s - a.Scale
 	}
+	// Keep the span within HistogramMaxSize buckets, lowering the scale as
+	// the SDK does: deltas of a few values come at fine scales (20 for a
+	// lone value), and two of them far apart would otherwise need millions
+	// of buckets.
+	if len(a.Counts) > 0 {
+		lo, hi := min(a.Offset, j), max(a.Offset+int32(len(a.Counts))-1, j)
+		d := int32(0)
+		for int64(hi>>d)-int64(lo>>d)+1 > HistogramMaxSize {
+			d++
+		}
+		if d > 0 {
+			a.downscale(d)
+			j >>= d
+		}
+	}
 	if len(a.Counts) == 0 {
 		a.Offset = j
 	}

@@ -118,7 +118,12 @@ func TestQuantileAccuracy(t *testing.T) {
 			}
 			h = a.Hist
 			slices.Sort(vals)
-			width := math.Exp2(math.Exp2(-float64(scale))) - 1
+			// 5 ms .. 5 s is 10 octaves: scale 8 does not fit in
+			// HistogramMaxSize buckets and is lowered.
+			if h.Scale > scale || len(h.Counts) > HistogramMaxSize {
+				t.Fatalf("scale %d, %d buckets", h.Scale, len(h.Counts))
+			}
+			width := math.Exp2(math.Exp2(-float64(h.Scale))) - 1
 			for _, q := range []float64{0.01, 0.5, 0.95, 0.99, 1} {
 				exact := vals[int(math.Ceil(q*float64(n)))-1]
 				got := h.Quantile(q)
@@ -140,5 +145,30 @@ func TestQuantileZeros(t *testing.T) {
 	}
 	if got := (&Hist{}).Quantile(0.5); got != 0 {
 		t.Errorf("empty p50 = %v, want 0", got)
+	}
+}
+
+// TestAccBounded: values far apart at a fine scale (as deltas of one value
+// each come, at scale 20) merge into at most HistogramMaxSize buckets, at
+// the finest scale that holds them, and percentiles stay within the bound.
+func TestAccBounded(t *testing.T) {
+	a := newAcc()
+	vals := []float64{0.01, 9.5, 0.5, 2, 0.0101, 7}
+	for _, v := range vals {
+		h := Hist{Scale: 20, Count: 1, Sum: v, Offset: bucketOf(v, 20), Counts: []uint64{1}}
+		a.addHist(&h)
+	}
+	if len(a.Counts) > HistogramMaxSize {
+		t.Fatalf("%d buckets, want at most %d", len(a.Counts), HistogramMaxSize)
+	}
+	// 0.01 .. 9.5 spans 10 octaves: scale 6 holds it in 640 buckets.
+	if a.Scale != 6 {
+		t.Errorf("scale %d, want 6", a.Scale)
+	}
+	if q := a.Quantile(1); math.Abs(q-9.5)/9.5 > RelativeError(a.Scale) {
+		t.Errorf("max %v, want 9.5 within %v", q, RelativeError(a.Scale))
+	}
+	if a.Count != uint64(len(vals)) || a.total() != uint64(len(vals)) {
+		t.Errorf("count %d total %d, want %d", a.Count, a.total(), len(vals))
 	}
 }

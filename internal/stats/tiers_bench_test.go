@@ -113,7 +113,7 @@ func heapInUse() uint64 {
 // more) of the worst-case workload at 1,000 orchestrators and reports the
 // history kept: frames, their encoded payload, and the heap the store holds
 // after GC minus the heap of the source's own collection. Short mode runs
-// 100 orchestrators.
+// 100 orchestrators for 2 hours (a smoke run).
 func BenchmarkTiersMemory(b *testing.B) {
 	for _, tc := range []struct {
 		name  string
@@ -127,6 +127,9 @@ func BenchmarkTiersMemory(b *testing.B) {
 		}
 		b.Run(fmt.Sprintf("orchestrators=%d/%s", orchs, tc.name), func(b *testing.B) {
 			steps := 25 * 360
+			if testing.Short() {
+				steps = 2 * 360 // a smoke run: the hour tier is not filled
+			}
 			var frames, payload int
 			var heap, build float64
 			for b.Loop() {
