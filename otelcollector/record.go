@@ -185,45 +185,54 @@ func (c *Collector) recordLatency(ctx context.Context, e *latencyEntry, latency 
 // RecordToolInvocation counts one invocation of toolName with its status in
 // orchestrator_tool_invocations_total.
 func (c *Collector) RecordToolInvocation(ctx context.Context, orchestratorID, toolName string, status ToolStatus) error {
-	slot, ok := c.enter()
-	if !ok {
-		return c.reject(validate.Closed, "", nil)
-	}
-	if !status.valid() {
-		c.leave(slot)
-		return c.reject(validate.UnknownStatus, "status", string(status))
-	}
-	e, err := c.tools.series.get(c, labelValues{orchestratorID, toolName, string(status)})
-	if err != nil {
-		c.leave(slot)
+	if err := c.count(ctx, c.tools, labelValues{orchestratorID, toolName, string(status)}, status.valid()); err != nil {
 		return err
 	}
-	c.tools.add(ctx, e, 1)
-	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "tool invocation", "orchestrator_id", orchestratorID, "tool_name", toolName, "status", string(status))
 	}
 	return nil
 }
 
-// RecordDelegation counts one delegation from one orchestrator to another in
-// orchestrator_federation_delegations_total.
-func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOrchestrator string, status DelegationStatus) error {
+// count is the shape of a counter record, shared by RecordToolInvocation,
+// RecordDelegation and RecordError: enter, reject an unknown status
+// (statusOK false; the status is vals[2]), look the series up (validating
+// its labels on a miss), add 1, leave. The caller logs afterwards.
+//
+// The other record methods keep the same shape written out, because their
+// checks and measurements differ (a value to validate, a saturating add, a
+// session count, a histogram). Measured for issue 11: this helper against
+// the hand-written RecordToolInvocation, WithAtomicCounters (the mode where
+// the wrapper is most of the cost), 6 interleaved runs of
+// BenchmarkRecordToolInvocation/impl=otelcollector-atomic/mode=single at
+// -benchtime 0.3s on the loaded 2-core machine: median 146 ns with the
+// helper, 149 ns hand-written, within the noise; no sign of the 3 % cost
+// that would justify the repetition.
+func (c *Collector) count(ctx context.Context, k *counter, vals labelValues, statusOK bool) error {
 	slot, ok := c.enter()
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	if !status.valid() {
+	if !statusOK {
 		c.leave(slot)
-		return c.reject(validate.UnknownStatus, "status", string(status))
+		return c.reject(validate.UnknownStatus, "status", vals[2])
 	}
-	e, err := c.delegations.series.get(c, labelValues{fromOrchestrator, toOrchestrator, string(status)})
+	e, err := k.series.get(c, vals)
 	if err != nil {
 		c.leave(slot)
 		return err
 	}
-	c.delegations.add(ctx, e, 1)
+	k.add(ctx, e, 1)
 	c.leave(slot)
+	return nil
+}
+
+// RecordDelegation counts one delegation from one orchestrator to another in
+// orchestrator_federation_delegations_total.
+func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOrchestrator string, status DelegationStatus) error {
+	if err := c.count(ctx, c.delegations, labelValues{fromOrchestrator, toOrchestrator, string(status)}, status.valid()); err != nil {
+		return err
+	}
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "delegation", "from_orchestrator", fromOrchestrator, "to_orchestrator", toOrchestrator, "status", string(status))
 	}
@@ -232,17 +241,9 @@ func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOr
 
 // RecordError counts one error of errorType in orchestrator_errors_total.
 func (c *Collector) RecordError(ctx context.Context, orchestratorID, errorType string) error {
-	slot, ok := c.enter()
-	if !ok {
-		return c.reject(validate.Closed, "", nil)
-	}
-	e, err := c.errorsCtr.series.get(c, labelValues{orchestratorID, errorType})
-	if err != nil {
-		c.leave(slot)
+	if err := c.count(ctx, c.errorsCtr, labelValues{orchestratorID, errorType}, true); err != nil {
 		return err
 	}
-	c.errorsCtr.add(ctx, e, 1)
-	c.leave(slot)
 	if c.debugEnabled(ctx) {
 		c.logger.DebugContext(ctx, "error", "orchestrator_id", orchestratorID, "error_type", errorType)
 	}
