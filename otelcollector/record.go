@@ -185,6 +185,9 @@ func (c *Collector) recordLatency(ctx context.Context, e *latencyEntry, latency 
 // RecordToolInvocation counts one invocation of toolName with its status in
 // orchestrator_tool_invocations_total.
 func (c *Collector) RecordToolInvocation(ctx context.Context, orchestratorID, toolName string, status ToolStatus) error {
+	if c == nil {
+		return ErrNilHandle
+	}
 	if err := c.count(ctx, c.tools, labelValues{orchestratorID, toolName, string(status)}, status.valid()); err != nil {
 		return err
 	}
@@ -230,6 +233,9 @@ func (c *Collector) count(ctx context.Context, k *counter, vals labelValues, sta
 // RecordDelegation counts one delegation from one orchestrator to another in
 // orchestrator_federation_delegations_total.
 func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOrchestrator string, status DelegationStatus) error {
+	if c == nil {
+		return ErrNilHandle
+	}
 	if err := c.count(ctx, c.delegations, labelValues{fromOrchestrator, toOrchestrator, string(status)}, status.valid()); err != nil {
 		return err
 	}
@@ -241,6 +247,9 @@ func (c *Collector) RecordDelegation(ctx context.Context, fromOrchestrator, toOr
 
 // RecordError counts one error of errorType in orchestrator_errors_total.
 func (c *Collector) RecordError(ctx context.Context, orchestratorID, errorType string) error {
+	if c == nil {
+		return ErrNilHandle
+	}
 	if err := c.count(ctx, c.errorsCtr, labelValues{orchestratorID, errorType}, true); err != nil {
 		return err
 	}
