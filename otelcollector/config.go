@@ -61,6 +61,7 @@ type config struct {
 	errs             []error
 	errorHandler     func(error)      // WithErrorHandler; nil: the logger
 	noStats          bool             // WithoutAggregatedStats
+	noLogger         bool             // no WithLogger: the logger discards
 	shared           sdkmetric.Reader // a reader another Collector uses (share.go)
 	// views are added to the recording MeterProvider, which holds the
 	// synchronous instruments, for options that change their streams.
@@ -101,6 +102,7 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
+		c.noLogger = true
 	}
 	c.errs = append(c.errs, checkStatsWindow(c))
 	return c, errors.Join(c.errs...)
