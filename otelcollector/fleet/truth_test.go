@@ -268,17 +268,21 @@ func engineAPI(t testing.TB, url string) v1.API {
 	return v1.NewAPI(c)
 }
 
-// tokensByInstance is sum by (instance) of the token counter at now.
-func tokensByInstance(a v1.API) (map[string]float64, error) {
+// markers returns, per daemon process, the tokens it recorded for the
+// marker orchestrator (model = the process name): one per batch, so that
+// the test can wait until an engine has every batch of every live process.
+// A gone process's series (without staleness when remote-written) keep
+// their own model and do not disturb the others.
+func markers(a v1.API) (map[string]float64, error) {
 	ctx, cancel := contextTimeout(5 * time.Second)
 	defer cancel()
-	v, _, _, err := a.Query(ctx, `sum by (instance) (orchestrator_tokens_used_total)`, time.Now())
+	v, _, _, err := a.Query(ctx, `sum by (model) (orchestrator_tokens_used_total{orchestrator_id="orch-marker"})`, time.Now())
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]float64{}
 	for _, s := range v.(model.Vector) {
-		out[string(s.Metric["instance"])] = float64(s.Value)
+		out[string(s.Metric["model"])] = float64(s.Value)
 	}
 	return out, nil
 }

@@ -1,0 +1,46 @@
+package fleet_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/wundr-io/orchestrator-otel/internal/enginepeer"
+	"github.com/wundr-io/orchestrator-otel/internal/testpeer"
+	"github.com/wundr-io/orchestrator-otel/otelcollector/fleet"
+)
+
+// TestPushExact: three daemon processes push OTLP to the test Collector,
+// which exposes them to one Prometheus 2.42 through its prometheus exporter
+// (scraped with honor_labels) and writes them into another through
+// prometheusremotewrite (--web.enable-remote-write-receiver). One daemon
+// restarts, one stops for good, and the Collector restarts in the middle of
+// a window: the fleet stats of every window equal the ground truth and the
+// daemons' own stats on both engines. ActiveSessions is checked on the
+// scraped path only: remote write carries no staleness, so a gone daemon's
+// gauge stays visible for the lookback (5 minutes).
+func TestPushExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: starts the test Collector, two Prometheus servers and three daemons")
+	}
+	grpc, promAddr := testpeer.ClosedAddr(t), testpeer.ClosedAddr(t)
+	scraped := enginepeer.StartPrometheus(t, enginepeer.Options{ScrapeConfigs: enginepeer.ScrapeJob("otel-collector", true, promAddr)})
+	written := enginepeer.StartPrometheus(t, enginepeer.Options{Flags: []string{"--web.enable-remote-write-receiver"}})
+	written.Name = "prometheus-remote-write"
+	col := enginepeer.StartCollector(t, enginepeer.CollectorOptions{
+		GRPCAddr: grpc, PrometheusAddr: promAddr, MetricExpiration: 2 * time.Second,
+		RemoteWriteURL: written.URL + "/api/v1/write",
+	})
+	daemons := map[string]*daemon{}
+	for _, n := range []string{"A", "B", "C"} {
+		addr := testpeer.ClosedAddr(t)
+		daemons[n] = startDaemon(t, n, addr, "FLEET_DAEMON_OTLP="+grpc,
+			"OTEL_SERVICE_NAME=orchestrator-daemon", "OTEL_RESOURCE_ATTRIBUTES=service.instance.id="+addr)
+	}
+	r := newFleetRun(t, []*enginepeer.Engine{scraped, written}, daemons)
+	r.flush = func(d *daemon) { d.Flush() }
+	r.settle = 3 * time.Second
+	r.midPhase2 = col.Restart
+	r.noSessions = map[*enginepeer.Engine]bool{written: true}
+	r.play()
+	r.check(fleet.WithSelector(`job="orchestrator-daemon"`))
+}
