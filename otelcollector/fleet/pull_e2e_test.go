@@ -89,7 +89,7 @@ type fleetRun struct {
 	midPhase2 func()
 	// settle is waited before each boundary after a daemon stopped (push:
 	// until the Collector's exporter has expired its series).
-	settle time.Duration
+	settle  time.Duration
 	stopped bool
 	// noSessions lists engines whose ActiveSessions cannot honour a gone
 	// daemon (remote write carries no staleness).
