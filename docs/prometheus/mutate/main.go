@@ -233,6 +233,9 @@ func leading(s string) int { return len(s) - len(strings.TrimLeft(s, " ")) }
 // parseDuration reads a Prometheus duration (time.ParseDuration plus d, w
 // and y).
 func parseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, fmt.Errorf("empty duration")
+	}
 	var total time.Duration
 	for s != "" {
 		i := 0
