@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -328,5 +329,45 @@ func TestLoopbackServerConcurrentSafe(t *testing.T) {
 	wantErrors := map[[2]string]int64{{"orch-a", "http_502"}: 2 * perG / 5, {"orch-b", "http_502"}: 2 * perG / 5}
 	if !equalMaps(got.latency, wantLatency) || !equalMaps(got.errors, wantErrors) {
 		t.Errorf("got %v %v, want %v %v", got.latency, got.errors, wantLatency, wantErrors)
+	}
+}
+
+// TestDefaultErrorsGoToCollector (issue 10 item 11): without
+// WithErrorHandler a rejected record goes to the Collector's own error
+// path (here its WithErrorHandler), never to the global otel.Handle.
+func TestDefaultErrorsGoToCollector(t *testing.T) {
+	var mu sync.Mutex
+	var global, collector []error
+	prev := otel.GetErrorHandler()
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		mu.Lock()
+		global = append(global, err)
+		mu.Unlock()
+	}))
+	t.Cleanup(func() { otel.SetErrorHandler(prev) })
+	c, err := otelcollector.New(context.Background(), otelcollector.WithReader(sdkmetric.NewManualReader()),
+		otelcollector.WithErrorHandler(func(err error) {
+			mu.Lock()
+			collector = append(collector, err)
+			mu.Unlock()
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	m, err := httpmetrics.New(c, fromHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodGet, "/", nil)
+	req.Header.Set("X-Orchestrator-ID", "\xff")
+	m.Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(httptest.NewRecorder(), req)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(global) != 0 {
+		t.Errorf("otel.Handle got %v; want nothing", global)
+	}
+	if len(collector) != 1 || !errors.Is(collector[0], otelcollector.ErrInvalidLabel) {
+		t.Errorf("the Collector's handler got %v; want one ErrInvalidLabel", collector)
 	}
 }
