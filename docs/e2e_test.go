@@ -68,7 +68,10 @@ func TestE2EDashboardRulesAndQueries(t *testing.T) {
 		t.Fatalf("promtool test rules: %v\n%s", err, out)
 	}
 	dash := loadDashboard(t)
-	docQueries := promqlBlocks(t)
+	docQueries := promqlBlocks(t, promqlPath, 20)
+	// The runbook's queries name placeholders (HOST:PORT, ID), so they
+	// need not return data, but they must parse.
+	runbookQueries := promqlBlocks(t, runbookPath, 8)
 	recorded := recordingRules(t, rules)
 	for _, q := range append(dash.exprs(), docQueries...) {
 		if err := lintPromQL(q); err != nil {
@@ -92,6 +95,7 @@ func TestE2EDashboardRulesAndQueries(t *testing.T) {
 	var all []string
 	all = append(all, recorded...)
 	all = append(all, docQueries...)
+	all = append(all, runbookQueries...)
 	for _, q := range all {
 		if _, err := prom.Query(q); err != nil {
 			t.Errorf("invalid query: %v", err)
@@ -447,10 +451,11 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-// promqlBlocks returns the content of every ```promql block of promql.md.
-func promqlBlocks(t *testing.T) []string {
+// promqlBlocks returns the content of every ```promql block of the
+// Markdown file at path, and fails if there are fewer than min.
+func promqlBlocks(t *testing.T, path string, min int) []string {
 	t.Helper()
-	f, err := os.Open(promqlPath)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -471,7 +476,7 @@ func promqlBlocks(t *testing.T) []string {
 			in = false
 			q := strings.TrimSpace(strings.Join(cur, "\n"))
 			if q == "" {
-				t.Errorf("%s:%d: empty promql block", promqlPath, start)
+				t.Errorf("%s:%d: empty promql block", path, start)
 			}
 			out = append(out, q)
 		case in:
@@ -482,10 +487,10 @@ func promqlBlocks(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	if in {
-		t.Fatalf("%s:%d: promql block not closed", promqlPath, start)
+		t.Fatalf("%s:%d: promql block not closed", path, start)
 	}
-	if len(out) < 20 {
-		t.Fatalf("%s has %d promql blocks; the extraction is probably broken", promqlPath, len(out))
+	if len(out) < min {
+		t.Fatalf("%s has %d promql blocks; the extraction is probably broken", path, len(out))
 	}
 	return out
 }
