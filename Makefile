@@ -11,7 +11,7 @@ TEST_P    ?= 4
 # never part of ./... .
 SUBMODULES := $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
 
-.PHONY: test unit e2e bench bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate
+.PHONY: test unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate
 
 ## test: lint, every test with -race (real Prometheus and Collector included),
 ## a smoke run of the benchmarks and of each fuzz target.
@@ -54,6 +54,23 @@ bench:
 	done
 	rm -f $(BENCH_OUT).test
 	$(BENCHSTAT) -col /impl $(BENCH_OUT)
+
+## bench-stats: the AggregatedStats benchmarks (docs/benchmarks.md, Aggregated
+## stats): a window ending now with recorders running, one sampler step's
+## CPU, windows in the past, the history's memory (a day of tiers, built
+## without the SDK in internal/stats). BENCH_COUNT rounds, interleaved.
+BENCH_STATS ?= ^Benchmark(AggregatedStatsNow|StatsSampleCPU|AggregatedStats|StatsMemory)$$
+bench-stats:
+	$(GO) test -c -o $(BENCH_OUT).stats.test ./otelcollector
+	rm -f $(BENCH_OUT).stats
+	cd otelcollector && for i in $$(seq $(BENCH_COUNT)); do \
+	  echo "round $$i of $(BENCH_COUNT)" >&2; \
+	  $(BENCH_OUT).stats.test -test.run '^$$' -test.bench '$(BENCH_STATS)' \
+	    -test.benchmem -test.benchtime 50x -test.count 1 >> $(BENCH_OUT).stats || exit 1; \
+	done
+	rm -f $(BENCH_OUT).stats.test
+	$(GO) test -run '^$$' -bench '^BenchmarkTiersMemory$$' -benchtime 1x ./internal/stats >> $(BENCH_OUT).stats
+	cat $(BENCH_OUT).stats
 
 ## bench-smoke: every benchmark and sub-benchmark run once (b.N = 1); not a
 ## timing. It covers exactly the statements that 100x did (compared with

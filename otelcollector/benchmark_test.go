@@ -10,6 +10,7 @@ package otelcollector_test
 //	impl=otelcollector-bound         a bound handle (TokenCounter, ToolCounter, ...)
 //	impl=otelcollector-bound-atomic  the same with WithAtomicCounters
 //	impl=otelcollector-nostats       WithoutAggregatedStats: the user's one reader only
+//	impl=otelcollector-native        WithNativeLatencyHistogram (latency only)
 //	impl=clientgolang                client_golang Vec.WithLabelValues(...).Add/Observe
 //	impl=clientgolang-bound          a client_golang Counter/Observer bound once
 //	impl=otelsdk                     SDK instrument, pre-built []AddOption passed as opts...,
@@ -188,6 +189,10 @@ func BenchmarkRecordMessageLatency(b *testing.B) {
 	})
 	b.Run("impl=otelcollector-nostats", func(b *testing.B) {
 		c := benchCollector(b, otelcollector.WithoutAggregatedStats())
+		runModes(b, func() { _ = c.RecordMessageLatency(ctx, benchOrch, d) })
+	})
+	b.Run("impl=otelcollector-native", func(b *testing.B) {
+		c := benchCollector(b, otelcollector.WithNativeLatencyHistogram())
 		runModes(b, func() { _ = c.RecordMessageLatency(ctx, benchOrch, d) })
 	})
 	newVec := func() *promclient.HistogramVec {
