@@ -149,6 +149,7 @@ type Store struct {
 	cumKnow int // cumulative series known
 	dirty   []*orch
 	delta   Hist    // scratch for histogram deltas
+	scratch series  // scratch for a delta series
 	buf     []byte  // scratch for frame encoding
 	entries []entry // scratch for frame encoding
 	rsum    []uint64
@@ -645,7 +646,15 @@ func attr(set attribute.Set, key string) string {
 
 // lookup returns the state of a series, creating it on first sight; a
 // cumulative series is marked as seen in this collection.
+//
+// A delta series is not kept: it has no state between collections, so its
+// owner and slot are resolved from its attributes each time (into scratch),
+// which saves the map entry that 17,000 series would cost for good.
 func (s *Store) lookup(k kind, attrs attribute.Set, cum bool) *series {
+	if !cum {
+		s.scratch = s.resolve(k, attrs)
+		return &s.scratch
+	}
 	key := seriesKey{k, attrs.Equivalent()}
 	sr, ok := s.series[key]
 	if !ok {
@@ -666,7 +675,13 @@ func (s *Store) lookup(k kind, attrs attribute.Set, cum bool) *series {
 }
 
 func (s *Store) newSeries(k kind, attrs attribute.Set) *series {
-	sr := &series{kind: k}
+	sr := s.resolve(k, attrs)
+	return &sr
+}
+
+// resolve returns a series' owner and slot, from its attributes.
+func (s *Store) resolve(k kind, attrs attribute.Set) series {
+	sr := series{kind: k}
 	switch k {
 	case kindOverflow:
 		if !rejectingGauges[attr(attrs, schema.KeyMetric)] {
