@@ -2,12 +2,10 @@ package testpeer
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 )
 
 // Alertmanager is an alertmanager started for one test.
@@ -59,48 +57,10 @@ receivers:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "alertmanager.log")
-	proc, err := startProcess(bin, []string{
+	addr := startToolkitPeer(t, "alertmanager", bin, []string{
 		"--config.file=" + cfgPath,
 		"--storage.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:0",
 		"--cluster.listen-address=",
-		"--log.level=info",
-	}, logPath)
-	if err != nil {
-		t.Fatalf("testpeer: alertmanager: %v", err)
-	}
-	t.Cleanup(func() {
-		if exitedBefore, err := proc.stop(); exitedBefore || err != nil {
-			t.Errorf("testpeer: alertmanager (exited on its own: %v): %v", exitedBefore, err)
-		}
-		if t.Failed() {
-			logTail(t, logPath)
-		}
-	})
-	var addr string
-	err = proc.waitReady(30*time.Second, func(log []byte) error {
-		m := listeningLog.FindSubmatch(log)
-		if m == nil {
-			return fmt.Errorf("log names no listen address yet")
-		}
-		addr = string(m[1])
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("testpeer: alertmanager: %v", err)
-	}
-	am := &Alertmanager{Addr: addr, URL: "http://" + addr}
-	Eventually(t, 30*time.Second, func() error {
-		resp, err := http.Get(am.URL + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("ready: %s", resp.Status)
-		}
-		return nil
-	})
-	return am
+	}, filepath.Join(dir, "alertmanager.log"))
+	return &Alertmanager{Addr: addr, URL: "http://" + addr}
 }

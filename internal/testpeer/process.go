@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +24,57 @@ const (
 // errAddrInUse marks a start that failed because a port was taken: the
 // process exited before it was ready and its log says so.
 var errAddrInUse = errors.New("address already in use")
+
+// listeningLog matches the line in which Prometheus (2.42) and Alertmanager
+// (0.25), through the exporter toolkit, name the address they bound, port 0
+// resolved.
+var listeningLog = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
+
+// startToolkitPeer starts bin (Prometheus or Alertmanager) with args plus
+// a listen address of 127.0.0.1:0 and info logging, its output in logPath,
+// and waits until it has logged the address it got and answers /-/ready.
+// It is stopped when the test ends, and its log tail printed if the test
+// failed. It returns the host:port.
+func startToolkitPeer(t testing.TB, name, bin string, args []string, logPath string) string {
+	t.Helper()
+	args = append(args, "--web.listen-address=127.0.0.1:0", "--log.level=info")
+	proc, err := startProcess(bin, args, logPath)
+	if err != nil {
+		t.Fatalf("testpeer: %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		if exitedBefore, err := proc.stop(); exitedBefore || err != nil {
+			t.Errorf("testpeer: %s (exited on its own: %v): %v", name, exitedBefore, err)
+		}
+		if t.Failed() {
+			logTail(t, logPath)
+		}
+	})
+	var addr string
+	err = proc.waitReady(30*time.Second, func(log []byte) error {
+		m := listeningLog.FindSubmatch(log)
+		if m == nil {
+			return fmt.Errorf("log names no listen address yet")
+		}
+		addr = string(m[1])
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("testpeer: %s: %v", name, err)
+	}
+	Eventually(t, 30*time.Second, func() error {
+		resp, err := http.Get("http://" + addr + "/-/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s ready: %s", name, resp.Status)
+		}
+		return nil
+	})
+	return addr
+}
 
 // process is one run of a peer binary, its stdout and stderr appended to a
 // log file that outlives it (a Collector's restarts share one log).

@@ -9,16 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
-
-// listeningLog matches the line in which Prometheus (2.42, through the
-// exporter toolkit) names the address it bound, port 0 resolved.
-var listeningLog = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
 
 // Prometheus is a prometheus server started for one test.
 type Prometheus struct {
@@ -58,71 +52,29 @@ func StartPrometheus(t testing.TB, opts PrometheusOptions) *Prometheus {
 		}
 	}
 	if len(opts.Alertmanagers) > 0 {
-		cfg.WriteString("alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: [")
-		for i, a := range opts.Alertmanagers {
-			if i > 0 {
-				cfg.WriteString(", ")
-			}
-			fmt.Fprintf(&cfg, "%q", a)
-		}
-		cfg.WriteString("]\n")
+		fmt.Fprintf(&cfg, "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: %s\n", quotedList(opts.Alertmanagers))
 	}
-	fmt.Fprintf(&cfg, "scrape_configs:\n  - job_name: orchestrator\n    metrics_path: %q\n    static_configs:\n      - targets: [", path)
-	for i, tg := range opts.Targets {
-		if i > 0 {
-			cfg.WriteString(", ")
-		}
-		fmt.Fprintf(&cfg, "%q", tg)
-	}
-	cfg.WriteString("]\n")
+	fmt.Fprintf(&cfg, "scrape_configs:\n  - job_name: orchestrator\n    metrics_path: %q\n    static_configs:\n      - targets: %s\n",
+		path, quotedList(opts.Targets))
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	logPath := filepath.Join(dir, "prometheus.log")
-	proc, err := startProcess(bin, []string{
+	addr := startToolkitPeer(t, "prometheus", bin, []string{
 		"--config.file=" + cfgPath,
 		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=127.0.0.1:0",
-		"--log.level=info",
-	}, logPath)
-	if err != nil {
-		t.Fatalf("testpeer: prometheus: %v", err)
+	}, filepath.Join(dir, "prometheus.log"))
+	return &Prometheus{URL: "http://" + addr}
+}
+
+// quotedList returns items as a YAML flow sequence of quoted strings.
+func quotedList(items []string) string {
+	q := make([]string, len(items))
+	for i, s := range items {
+		q[i] = strconv.Quote(s)
 	}
-	t.Cleanup(func() {
-		if exitedBefore, err := proc.stop(); exitedBefore || err != nil {
-			t.Errorf("testpeer: prometheus (exited on its own: %v): %v", exitedBefore, err)
-		}
-		if t.Failed() {
-			logTail(t, logPath)
-		}
-	})
-	var addr string
-	err = proc.waitReady(30*time.Second, func(log []byte) error {
-		m := listeningLog.FindSubmatch(log)
-		if m == nil {
-			return fmt.Errorf("log names no listen address yet")
-		}
-		addr = string(m[1])
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("testpeer: prometheus: %v", err)
-	}
-	p := &Prometheus{URL: "http://" + addr}
-	Eventually(t, 30*time.Second, func() error {
-		resp, err := http.Get(p.URL + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("ready: %s", resp.Status)
-		}
-		return nil
-	})
-	return p
+	return "[" + strings.Join(q, ", ") + "]"
 }
 
 // Sample is one series of an instant query result.
