@@ -97,9 +97,8 @@ type fleetRun struct {
 }
 
 var (
-	windows  = [][2]int{{0, 1}, {1, 2}, {0, 3}, {1, 3}, {2, 3}}
-	orchs    = []string{"orch-1", "orch-2", "orch-3"}
-	openEnds = -1
+	windows = [][2]int{{0, 1}, {1, 2}, {0, 3}, {1, 3}, {2, 3}}
+	orchs   = []string{"orch-1", "orch-2", "orch-3"}
 )
 
 func newFleetRun(t *testing.T, engines []*enginepeer.Engine, daemons map[string]*daemon) *fleetRun {
