@@ -14,9 +14,10 @@ SUBMODULES := $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
 .PHONY: test unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate
 
 ## test: lint, every test with -race (real Prometheus and Collector included),
-## a smoke run of the benchmarks and of each fuzz target.
+## a smoke run of the benchmarks and of each fuzz target. go test's own vet
+## pass is off where lint has already run the whole of go vet.
 test: lint collector
-	$(GO) test -race -count=1 -p $(TEST_P) $(PKGS)
+	$(GO) test -race -count=1 -p $(TEST_P) -vet=off $(PKGS)
 	cd internal/grafanacheck && $(GO) vet ./... && $(GO) test -race -count=1 ./...
 	$(MAKE) bench-smoke fuzz-smoke rules-mutate
 
@@ -76,7 +77,7 @@ bench-stats:
 ## timing. It covers exactly the statements that 100x did (compared with
 ## -coverpkg=./...), in a third of the time.
 bench-smoke:
-	$(GO) test -run '^$$' -bench . -benchtime=1x -short $(PKGS)
+	$(GO) test -vet=off -run '^$$' -bench . -benchtime=1x -short $(PKGS)
 
 ## fuzz-smoke / fuzz: each fuzz target for a bounded time.
 fuzz-smoke:
@@ -86,7 +87,7 @@ fuzz:
 	  pkg=./$$(dirname $$file); \
 	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
 	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -vet=off -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
 
