@@ -137,6 +137,9 @@ type Store struct {
 	fmu       sync.Mutex
 	running   *flight
 	queued    *flight
+	// queuedCallers counts the callers that waited for a queued flight
+	// (for tests).
+	queuedCallers int
 
 	mu      sync.Mutex
 	closed  bool
@@ -525,6 +528,7 @@ func (s *Store) collect(ctx context.Context) error {
 func (s *Store) refresh(ctx context.Context) error {
 	s.fmu.Lock()
 	if f := s.queued; f != nil {
+		s.queuedCallers++
 		s.fmu.Unlock()
 		return f.wait(ctx)
 	}
@@ -534,6 +538,7 @@ func (s *Store) refresh(ctx context.Context) error {
 		s.running = f
 	} else {
 		s.queued = f
+		s.queuedCallers++
 	}
 	s.fmu.Unlock()
 	if prev != nil {

@@ -461,3 +461,64 @@ func TestNoExemplarsView(t *testing.T) {
 		t.Errorf("other reader exemplars = %v, want one per stream", got)
 	}
 }
+
+// blockingSource counts collections and holds each one until released.
+type blockingSource struct {
+	fakeSource
+	mu      sync.Mutex
+	n       int
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingSource) Collect(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+	b.mu.Lock()
+	b.n++
+	b.mu.Unlock()
+	b.started <- struct{}{}
+	<-b.release
+	return b.fakeSource.Collect(ctx, rm)
+}
+
+// TestQueryNowSharesCollections: queries ending now that arrive while a
+// collection runs do not each collect; they share the next collection,
+// which starts after they arrived (so each still sees every record made
+// before its call): 1 + 1 collections for 1 + 5 callers.
+func TestQueryNowSharesCollections(t *testing.T) {
+	clk := &fakeClock{t: t0}
+	src := &blockingSource{started: make(chan struct{}, 16), release: make(chan struct{})}
+	s := New(src, time.Second, time.Minute, clk.now)
+	var wg sync.WaitGroup
+	query := func() {
+		defer wg.Done()
+		if _, err := s.Query(ctx, "a", Range{Relative: true, Last: time.Second}); err != nil {
+			t.Error(err)
+		}
+	}
+	wg.Add(1)
+	go query()
+	<-src.started // the first collection runs and is held
+	for range 5 {
+		wg.Add(1)
+		go query()
+	}
+	// Wait until the five have queued behind the running collection.
+	for queued := 0; queued < 5; {
+		time.Sleep(time.Millisecond)
+		s.fmu.Lock()
+		queued = s.queuedCallers
+		s.fmu.Unlock()
+	}
+	src.mu.Lock()
+	if src.n != 1 {
+		t.Errorf("%d collections while the first is held, want 1", src.n)
+	}
+	src.mu.Unlock()
+	close(src.release)
+	wg.Wait()
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if src.n != 2 {
+		t.Errorf("%d collections for 6 concurrent queries, want 2", src.n)
+	}
+}
