@@ -39,7 +39,7 @@ collector:
 ## implementations compared are interleaved in time; then benchstat, with a
 ## column per implementation. BENCH_LARGE=1 adds the 10000 and 100000 series
 ## scrape sizes. Raw results are kept in BENCH_OUT.
-BENCH       ?= ^Benchmark(RecordTokenUsage|RecordMessageLatency|RecordToolInvocation|RecordSession|Scrape|Collect|MemoryPerSeries)$$
+BENCH       ?= ^Benchmark(RecordTokenUsage|RecordMessageLatency|RecordToolInvocation|RecordSession|Scrape|Collect|MemoryPerSeries|MemoryPerLatencySeries)$$
 BENCH_COUNT ?= 6
 BENCH_TIME  ?= 0.5s
 BENCH_LARGE ?= 1

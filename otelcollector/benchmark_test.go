@@ -570,3 +570,50 @@ func TestScrapeTextIdentical(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMemoryPerLatencySeries is the live heap per latency series
+// (one orchestrator each, 10 latencies over 10 ms .. 10 s, then one
+// collection of the user's reader), default and with
+// WithNativeLatencyHistogram, whose exponential stream keeps its own
+// buckets per series.
+func BenchmarkMemoryPerLatencySeries(b *testing.B) {
+	n := 1000
+	if benchLarge() {
+		n = 10000
+	}
+	ctx := context.Background()
+	for _, impl := range []struct {
+		name string
+		opts []otelcollector.Option
+	}{
+		{"impl=otelcollector", nil},
+		{"impl=otelcollector-native", []otelcollector.Option{otelcollector.WithNativeLatencyHistogram()}},
+	} {
+		b.Run(impl.name, func(b *testing.B) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			rdr := sdkmetric.NewManualReader()
+			c, err := otelcollector.New(ctx, append([]otelcollector.Option{otelcollector.WithReader(rdr),
+				otelcollector.WithCardinalityLimit(n + 1)}, impl.opts...)...)
+			must(b, err)
+			for i := range n {
+				orch, _ := seriesLabels(i)
+				for k := range 10 {
+					must(b, c.RecordMessageLatency(ctx, orch, time.Duration(10<<k)*time.Millisecond))
+				}
+			}
+			var rm metricdata.ResourceMetrics
+			must(b, rdr.Collect(ctx, &rm))
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(c)
+			runtime.KeepAlive(&rm)
+			perSeries := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+			_ = c.Close(ctx)
+			for b.Loop() {
+			}
+			b.ReportMetric(perSeries, "B/series")
+		})
+	}
+}
