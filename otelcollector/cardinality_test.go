@@ -78,7 +78,11 @@ func sumPoints(t *testing.T, m metricdata.Metrics) map[attribute.Distinct]int64 
 	return out
 }
 
-var overflowSet = attribute.NewSet(attribute.Bool("otel.metric.overflow", true))
+// overflowSet is the overflow series' attribute set as a WithReader reader
+// sees it: the string form the synchronous instruments record (the
+// exporters get the SDK's bool form from the Collector's store; both scrape
+// as otel_metric_overflow="true").
+var overflowSet = attribute.NewSet(attribute.String("otel.metric.overflow", "true"))
 
 // explosion is one label that takes a million distinct values.
 type explosion struct {

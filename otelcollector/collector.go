@@ -137,7 +137,10 @@ func newCollector(ctx context.Context, cfg config) (*Collector, error) {
 	if res == nil {
 		res = resource.Default()
 	}
-	limit := sdkmetric.WithCardinalityLimit(max(cfg.cardinalityLimit, minSDKCardinalityLimit))
+	// One more than the Collector's own limit: the overflow series' string
+	// marker (recordOverflowAttr) is then never the set that reaches the
+	// SDK's limit, so every reader sees it in the same form.
+	limit := sdkmetric.WithCardinalityLimit(max(cfg.cardinalityLimit, minSDKCardinalityLimit) + 1)
 	recOpts := []sdkmetric.Option{sdkmetric.WithResource(res), limit}
 	if c.store != nil {
 		recOpts = append(recOpts, sdkmetric.WithReader(c.store.rdr))
@@ -210,16 +213,16 @@ func (c *Collector) createInstruments(cfg config, recReaders bool) error {
 	// The observable instruments go on both providers, with the same state.
 	// The gauges go on the recording provider only for its own readers:
 	// neither the store nor the statistics read them.
-	if err := c.createObservables(c.recProvider.Meter(schema.MeterName), recReaders); err != nil {
+	if err := c.createObservables(c.recProvider.Meter(schema.MeterName), recReaders, true); err != nil {
 		return err
 	}
-	return c.createObservables(c.provider.Meter(schema.MeterName), true)
+	return c.createObservables(c.provider.Meter(schema.MeterName), true, false)
 }
 
 // createObservables creates the gauges, the Collector's own counters and,
 // in atomic mode, the counters' observable instruments on m, and registers
 // their callbacks.
-func (c *Collector) createObservables(m metric.Meter, gauges bool) error {
+func (c *Collector) createObservables(m metric.Meter, gauges, recording bool) error {
 	var err, e error
 	if gauges {
 		load, e := m.Float64ObservableGauge(schema.NodeLoad, metric.WithDescription(schema.DescNodeLoad))
@@ -250,7 +253,7 @@ func (c *Collector) createObservables(m metric.Meter, gauges bool) error {
 		return fmt.Errorf("otelcollector: registering callback: %w", err)
 	}
 	c.regs = append(c.regs, reg)
-	reg, err = c.registerAtomicCounters(m)
+	reg, err = c.registerAtomicCounters(m, recording)
 	if err != nil {
 		return fmt.Errorf("otelcollector: creating instruments: %w", err)
 	}

@@ -16,12 +16,30 @@ import (
 // cardinality limit; the SDK uses the same attribute for its own overflow.
 var overflowAttr = attribute.Bool("otel.metric.overflow", true)
 
+// recordOverflowAttr is what the synchronous instruments record the
+// overflow series with: the same key and text as overflowAttr, but a string,
+// so that its attribute set differs from the SDK's own overflow set. The
+// SDK sends every new attribute set to its overflow series once that set is
+// in an aggregator's map; with delta temporality the map starts empty at
+// each collection, so an interval in which our overflow series was recorded
+// before a kept series would fold the kept series into it. The stores turn
+// it back into overflowAttr, so the exporters export exactly the SDK's
+// overflow set; a WithReader reader sees the string form (the same
+// otel_metric_overflow="true" in Prometheus text).
+var (
+	recordOverflowAttr = attribute.String("otel.metric.overflow", "true")
+	recordOverflowSet  = attribute.NewSet(recordOverflowAttr)
+	exportOverflowSet  = attribute.NewSet(overflowAttr)
+)
+
 // counterEntry is one series of a counter or up-down counter.
 type counterEntry struct {
 	// opts is passed to the SDK's Add (synchronous mode).
 	opts []metric.AddOption
-	// obs is passed to Observe at collection (atomic mode).
-	obs []metric.ObserveOption
+	// obs is passed to Observe at collection (atomic mode); obsRec instead
+	// on the recording provider, whose WithReader readers see the overflow
+	// series in the synchronous instruments' form (recordOverflowAttr).
+	obs, obsRec []metric.ObserveOption
 	// n is the series value in atomic mode. For sessions it is the active
 	// count in both modes, which RecordSessionEnd checks.
 	n atomic.Int64
@@ -116,7 +134,7 @@ func (k *counter) publish(ctx context.Context, e *counterEntry, n int64) {
 // observe reports the live series of k through obs, the overflow series
 // last: the SDK folds every set it sees after an overflow set into the
 // overflow series.
-func (k *counter) observe(o metric.Observer, obs metric.Int64Observable) {
+func (k *counter) observe(o metric.Observer, obs metric.Int64Observable, recording bool) {
 	k.series.cache.Range(func(_ labelValues, e *counterEntry) bool {
 		if e.live.Load() {
 			o.ObserveInt64(obs, e.n.Load(), e.obs...)
@@ -124,7 +142,11 @@ func (k *counter) observe(o metric.Observer, obs metric.Int64Observable) {
 		return true
 	})
 	if ov := k.series.overflow; ov != nil && ov.live.Load() {
-		o.ObserveInt64(obs, ov.n.Load(), ov.obs...)
+		opts := ov.obs
+		if recording {
+			opts = ov.obsRec
+		}
+		o.ObserveInt64(obs, ov.n.Load(), opts...)
 	}
 }
 
@@ -167,7 +189,7 @@ func (c *Collector) createCounters(m metric.Meter, cfg config) error {
 
 // registerAtomicCounters creates, in atomic mode, the observable counters
 // on m and registers the callback that reports them.
-func (c *Collector) registerAtomicCounters(m metric.Meter) (metric.Registration, error) {
+func (c *Collector) registerAtomicCounters(m metric.Meter, recording bool) (metric.Registration, error) {
 	if len(c.counterList) == 0 || !c.counterList[0].atomic {
 		return nil, nil
 	}
@@ -191,7 +213,7 @@ func (c *Collector) registerAtomicCounters(m metric.Meter) (metric.Registration,
 	counters := c.counterList
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for i, k := range counters {
-			k.observe(o, obs[i])
+			k.observe(o, obs[i], recording)
 		}
 		return nil
 	}, observables...)
@@ -225,8 +247,16 @@ func newSyncEntry(set attribute.Set) *counterEntry {
 	return &counterEntry{opts: []metric.AddOption{metric.WithAttributeSet(set)}}
 }
 
+// newAtomicEntry builds an atomic-mode entry. Its overflow series is
+// observed with the SDK's own overflow set: the callback reports it last,
+// after every kept series, so the SDK never folds a kept series into it.
 func newAtomicEntry(set attribute.Set) *counterEntry {
-	return &counterEntry{obs: []metric.ObserveOption{metric.WithAttributeSet(set)}}
+	e := &counterEntry{obs: []metric.ObserveOption{metric.WithAttributeSet(set)}}
+	e.obsRec = e.obs
+	if set.Equivalent() == recordOverflowSet.Equivalent() {
+		e.obs = []metric.ObserveOption{metric.WithAttributeSet(exportOverflowSet)}
+	}
+	return e
 }
 
 func (e *counterEntry) isDead() bool { return e.dead.Load() }

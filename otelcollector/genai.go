@@ -197,7 +197,7 @@ func (g *genaiMetrics) entry(operation, model, provider string) *genaiEntry {
 }
 
 func newGenAIOverflow() *genaiEntry {
-	opts := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(overflowAttr))}
+	opts := []metric.RecordOption{metric.WithAttributeSet(recordOverflowSet)}
 	return &genaiEntry{input: opts, output: opts, duration: opts}
 }
 

@@ -53,7 +53,7 @@ func newLimitedSeries[V mortal](limit int, build func(attribute.Set) V, fields .
 		fields:      fields,
 		build:       build,
 		cache:       attrcache.New[labelValues, V](max(limit-1, 1)),
-		overflow:    build(attribute.NewSet(overflowAttr)),
+		overflow:    build(recordOverflowSet),
 		overflowAll: limit <= 1,
 	}
 }

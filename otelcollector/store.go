@@ -208,11 +208,14 @@ func isDelta(a metricdata.Aggregation) bool {
 // slot returns the index of the point for attrs in a metric with n points,
 // and whether it is new; past the store's bound it is the overflow point.
 func (s *store) slot(sm *storedMetric, attrs attribute.Set, n int) (int, attribute.Set, bool) {
+	if attrs.Equivalent() == recordOverflowSet.Equivalent() {
+		attrs = exportOverflowSet // see recordOverflowAttr
+	}
 	if i, ok := sm.points[attrs.Equivalent()]; ok {
 		return i, attrs, false
 	}
 	if n >= s.max {
-		ov := attribute.NewSet(overflowAttr)
+		ov := exportOverflowSet
 		if i, ok := sm.points[ov.Equivalent()]; ok {
 			return i, ov, false
 		}
