@@ -11,7 +11,7 @@ TEST_P    ?= 4
 # never part of ./... .
 SUBMODULES := $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
 
-.PHONY: test unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate
+.PHONY: test unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate fleet-scale
 
 ## test: lint, every test with -race (real Prometheus and Collector included),
 ## a smoke run of the benchmarks and of each fuzz target. go test's own vet
@@ -114,3 +114,8 @@ rules-mutate:
 ## quickstart: the embedded default.
 quickstart:
 	$(GO) run ./examples/quickstart
+
+## fleet-scale: the fleet client's scale goals against backfilled Prometheus
+## (docs/benchmarks.md, Fleet); minutes and several hundred MiB of disk.
+fleet-scale:
+	FLEET_SCALE=1 $(GO) test -count=1 -v -timeout 60m -run '^TestFleetScale$$' ./otelcollector/fleet/

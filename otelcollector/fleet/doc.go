@@ -23,11 +23,12 @@
 // # Cost
 //
 // A call sends a bounded number of queries: one for the window's start,
-// up to three for its grid of at most 120 intervals (one range query, two
+// up to three for its grid of at most 16 intervals (one range query, two
 // instant queries for the partial intervals at the edges), one for the
 // sessions gauge and up to two for the native histogram; each interval
-// holding a counter reset adds the same again, at a finer grid, until the
-// interval is at most 10 minutes long and its raw samples are read. The
+// holding a counter reset adds the same again, at a finer grid and for the
+// restarted daemons (instances) only, until the interval is at most 10
+// minutes long and its raw samples are read. The
 // engine reads the raw samples of the window; the client holds one grid at
 // a time, so its memory does not grow with the window's length.
 //

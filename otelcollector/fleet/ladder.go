@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,7 +22,7 @@ import (
 //
 //  1. baseline: last_over_time(x[B]) at Start, B = max(step, 1h): the value
 //     each series had when the window opened (none: it counts from zero);
-//  2. a grid of at most gridIntervals intervals over the window, aligned to
+//  2. a grid of at most gridIntervals (16) intervals over the window, aligned to
 //     multiples of the step: for each interval, last_over_time,
 //     min_over_time and resets of every series, in one range query;
 //  3. interval by interval, per series: an interval with no reset (resets
@@ -40,7 +41,7 @@ import (
 const (
 	tagFamily     = "fleet_m"
 	tagFunc       = "fleet_fn"
-	gridIntervals = 120
+	gridIntervals = 16
 	rawMax        = 10 * time.Minute
 	minBaseline   = time.Hour
 )
@@ -124,12 +125,12 @@ func survives(ms int64) bool {
 
 // tagged joins fn(sel[r]) of the given families into one expression whose
 // series carry the family index and the function name.
-func (cs *counters) tagged(fis []int, fns []string, r time.Duration) string {
+func (cs *counters) tagged(fis []int, fns []string, r time.Duration, only restrict) string {
 	var parts []string
 	for _, i := range fis {
 		for _, fn := range fns {
 			parts = append(parts, fmt.Sprintf(`label_replace(label_replace(%s(%s[%s]), %q, %q, "", ""), %q, %q, "", "")`,
-				fn, cs.sels[i], promDuration(r), tagFamily, strconv.Itoa(i), tagFunc, fn))
+				fn, cs.sel(i, only), promDuration(r), tagFamily, strconv.Itoa(i), tagFunc, fn))
 		}
 	}
 	return strings.Join(parts, " or ")
@@ -145,7 +146,7 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 		all[i] = i
 	}
 	b := max(chooseStep(end.Sub(start), cs.c.grid), minBaseline)
-	q := cs.tagged(all, []string{"last_over_time"}, b)
+	q := cs.tagged(all, []string{"last_over_time"}, b, nil)
 	cs.queries++
 	vec, err := cs.c.instant(ctx, q, start)
 	if err != nil {
@@ -162,7 +163,7 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 		ser := cs.get(fi, s.Metric)
 		ser.prev, ser.hasPrev = float64(s.Value), true
 	}
-	return cs.walk(ctx, all, start, end)
+	return cs.walk(ctx, all, start, end, nil)
 }
 
 func (cs *counters) tags(q string, m model.Metric) (int, string, error) {
@@ -200,9 +201,27 @@ type interval struct {
 	full   bool // both ends on the grid: answered by the range query
 }
 
-func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
+// restrict limits a walk, per family, to the series of some instances (the
+// daemons whose counters reset); a family absent from it is walked whole.
+type restrict map[int]map[string]bool
+
+// sel is family fi's selector, limited to the instances of only.
+func (cs *counters) sel(fi int, only restrict) string {
+	set := only[fi]
+	if len(set) == 0 {
+		return cs.sels[fi]
+	}
+	vals := make([]string, 0, len(set))
+	for v := range set {
+		vals = append(vals, regexp.QuoteMeta(v))
+	}
+	sort.Strings(vals)
+	return strings.TrimSuffix(cs.sels[fi], "}") + ", instance=~" + quote(strings.Join(vals, "|")) + "}"
+}
+
+func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only restrict) error {
 	if b.Sub(a) <= cs.c.rawMax {
-		return cs.raw(ctx, fis, a, b)
+		return cs.raw(ctx, fis, a, b, only)
 	}
 	step := chooseStep(b.Sub(a), cs.c.grid)
 	ivs := grid(a, b, step)
@@ -221,7 +240,7 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
 			continue
 		}
 		k, iv := k, iv
-		q := cs.tagged(fis, fns, iv.hi.Sub(iv.lo))
+		q := cs.tagged(fis, fns, iv.hi.Sub(iv.lo), only)
 		cs.queries++
 		g.Go(func() error {
 			vec, err := cs.c.instant(gctx, q, iv.hi)
@@ -238,7 +257,7 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
 	}
 	var rangeQ string
 	if len(full) > 0 {
-		rangeQ = cs.tagged(fis, fns, step)
+		rangeQ = cs.tagged(fis, fns, step, only)
 		r := v1.Range{Start: ivs[full[0]].hi, End: ivs[full[len(full)-1]].hi, Step: step}
 		cs.queries++
 		g.Go(func() error {
@@ -301,7 +320,7 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
 	}
 	for k, iv := range ivs {
 		if !iv.full {
-			if err := put(cs.tagged(fis, fns, iv.hi.Sub(iv.lo)), results[k], k); err != nil {
+			if err := put(cs.tagged(fis, fns, iv.hi.Sub(iv.lo), only), results[k], k); err != nil {
 				return err
 			}
 		}
@@ -313,6 +332,8 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
 
 	for k, iv := range ivs {
 		var zoom []int
+		sub := restrict{}
+		whole := map[int]bool{}
 		for _, fi := range fis {
 			for key, ag := range aggs[k][fi] {
 				if ag.has&1 == 0 {
@@ -322,18 +343,32 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
 				// Only an interval with no reset at all is taken from the
 				// grid: none inside (resets) and none at its start (its
 				// minimum is not below the previous value). Anything else
-				// is walked again: the engines differ at the edges of a
-				// range (Prometheus 2 includes its start; VictoriaMetrics'
-				// min_over_time can see the sample before it), and only the
-				// raw samples settle it.
+				// is walked again, for the daemons (instances) concerned:
+				// the engines differ at the edges of a range (Prometheus 2
+				// includes its start; VictoriaMetrics' min_over_time can
+				// see the sample before it), and only the raw samples
+				// settle it.
 				if ag.resets > 0 || ag.has&6 != 6 || (s.hasPrev && ag.min < s.prev) {
-					zoom = append(zoom, fi)
-					break
+					if !contains(zoom, fi) {
+						zoom = append(zoom, fi)
+					}
+					inst, ok := s.labels["instance"]
+					if !ok {
+						whole[fi] = true
+						continue
+					}
+					if sub[fi] == nil {
+						sub[fi] = map[string]bool{}
+					}
+					sub[fi][string(inst)] = true
 				}
 			}
 		}
+		for fi := range whole {
+			delete(sub, fi)
+		}
 		for _, fi := range fis {
-			if contains(zoom, fi) {
+			if whole[fi] {
 				continue
 			}
 			for key, ag := range aggs[k][fi] {
@@ -341,6 +376,9 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
 					continue
 				}
 				s := cs.st[fi][key]
+				if sub[fi][string(s.labels["instance"])] {
+					continue // walked again below
+				}
 				if s.hasPrev {
 					s.delta += ag.last - s.prev
 				} else {
@@ -350,7 +388,13 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time) error {
 			}
 		}
 		if len(zoom) > 0 {
-			if err := cs.walk(ctx, zoom, iv.lo, iv.hi); err != nil {
+			// A family walked whole under a parent's limit keeps it.
+			for _, fi := range zoom {
+				if whole[fi] && len(only[fi]) > 0 {
+					sub[fi] = only[fi]
+				}
+			}
+			if err := cs.walk(ctx, zoom, iv.lo, iv.hi, sub); err != nil {
 				return err
 			}
 		}
@@ -385,13 +429,13 @@ func grid(a, b time.Time, step time.Duration) []interval {
 }
 
 // raw applies the raw samples of (a, b] of the given families.
-func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time) error {
+func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only restrict) error {
 	g, gctx := newGroup(ctx, cs.c.parallel)
 	res := make([]model.Matrix, len(cs.fams))
 	qs := make([]string, len(cs.fams))
 	for _, fi := range fis {
 		fi := fi
-		qs[fi] = cs.sels[fi] + "[" + promDuration(b.Sub(a)) + "]"
+		qs[fi] = cs.sel(fi, only) + "[" + promDuration(b.Sub(a)) + "]"
 		cs.queries++
 		g.Go(func() error {
 			m, err := cs.c.instantMatrix(gctx, qs[fi], b)

@@ -1,0 +1,88 @@
+package fleet_test
+
+import (
+	"context"
+	"os"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/wundr-io/orchestrator-otel/otelcollector"
+	"github.com/wundr-io/orchestrator-otel/otelcollector/fleet"
+)
+
+// TestFleetScale measures the scale goals of docs/benchmarks.md against a
+// backfilled Prometheus. It runs only with FLEET_SCALE=1 (make fleet-scale):
+// it writes hundreds of MiB and takes minutes. Nothing is asserted about
+// time; the figures are logged.
+func TestFleetScale(t *testing.T) {
+	if os.Getenv("FLEET_SCALE") == "" {
+		t.Skip("scale measurement: run with FLEET_SCALE=1 (make fleet-scale)")
+	}
+	end := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Hour)
+	ctx := context.Background()
+	measure := func(t *testing.T, name string, n int, f func() error) {
+		var took []time.Duration
+		var peak uint64
+		for range n {
+			began := time.Now()
+			var err error
+			p := peakHeap(func() { err = f() })
+			took = append(took, time.Since(began))
+			peak = max(peak, p)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		sort.Slice(took, func(i, j int) bool { return took[i] < took[j] })
+		t.Logf("%s: p50 %v, max %v over %d calls; peak client heap %.1f MiB",
+			name, took[len(took)/2].Round(time.Millisecond), took[len(took)-1].Round(time.Millisecond), n, float64(peak)/(1<<20))
+	}
+
+	t.Run("24h/100daemons/1000orchestrators", func(t *testing.T) {
+		sp := histSpec{orchs: 1000, daemons: 100, detailed: 1, step: time.Hour, start: end.Add(-25 * time.Hour), end: end, seed: 1}
+		h, prom := backfill(t, sp)
+		c := newClient(t, prom.URL)
+		var got otelcollector.AggregatedStats
+		measure(t, "AggregatedStats(orch-0000, Last(24h))", 21, func() (err error) {
+			got, err = c.AggregatedStats(ctx, "orch-0000", otelcollector.Last(24*time.Hour))
+			return err
+		})
+		n := time.Now()
+		if want := h.want("orch-0000", "tokens", n.Add(-24*time.Hour), n); got.TotalTokens != want {
+			t.Errorf("TotalTokens %d, want %d", got.TotalTokens, want)
+		}
+		measure(t, "AggregatedStats(orch-0500, Last(24h)) (tokens only)", 21, func() (err error) {
+			_, err = c.AggregatedStats(ctx, "orch-0500", otelcollector.Last(24*time.Hour))
+			return err
+		})
+	})
+	t.Run("30d/100daemons", func(t *testing.T) {
+		sp := histSpec{orchs: 10, daemons: 100, detailed: 1, step: time.Hour, start: end.Add(-31 * 24 * time.Hour), end: end, seed: 2}
+		h, prom := backfill(t, sp)
+		c := newClient(t, prom.URL)
+		var got otelcollector.AggregatedStats
+		measure(t, "AggregatedStats(orch-0000, Last(30d))", 5, func() (err error) {
+			got, err = c.AggregatedStats(ctx, "orch-0000", otelcollector.Last(30*24*time.Hour))
+			return err
+		})
+		n := time.Now()
+		if want := h.want("orch-0000", "tokens", n.Add(-30*24*time.Hour), n); got.TotalTokens != want {
+			t.Errorf("TotalTokens %d, want %d", got.TotalTokens, want)
+		}
+		if want := h.want("orch-0000", "messages", n.Add(-30*24*time.Hour), n); got.Messages != want {
+			t.Errorf("Messages %d, want %d", got.Messages, want)
+		}
+	})
+	t.Run("Orchestrators/10000", func(t *testing.T) {
+		sp := histSpec{orchs: 10000, daemons: 2, step: 15 * time.Minute, start: end.Add(-3 * time.Hour), end: end, seed: 3}
+		_, prom := backfill(t, sp)
+		c := newClient(t, prom.URL, fleet.WithQueryTimeout(time.Minute))
+		var ids []string
+		measure(t, "Orchestrators(Last(1h)) over 10000 IDs", 11, func() (err error) {
+			ids, err = c.Orchestrators(ctx, otelcollector.Last(time.Hour))
+			return err
+		})
+		t.Logf("%d IDs", len(ids))
+	})
+}
