@@ -86,12 +86,16 @@ func TestNativeLatencyHistogram(t *testing.T) {
 func BenchmarkNativeLatencyHistogram(b *testing.B) {
 	ctx := context.Background()
 	for _, mode := range []string{"off", "on"} {
-		opts := []otelcollector.Option{otelcollector.WithReader(sdkmetric.NewManualReader())}
-		if mode == "on" {
-			opts = append(opts, otelcollector.WithNativeLatencyHistogram())
+		// A new reader per Collector: a reader registers once.
+		opts := func() []otelcollector.Option {
+			o := []otelcollector.Option{otelcollector.WithReader(sdkmetric.NewManualReader())}
+			if mode == "on" {
+				o = append(o, otelcollector.WithNativeLatencyHistogram())
+			}
+			return o
 		}
 		b.Run("native="+mode+"/op=record", func(b *testing.B) {
-			c, err := otelcollector.New(ctx, opts...)
+			c, err := otelcollector.New(ctx, opts()...)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -113,7 +117,7 @@ func BenchmarkNativeLatencyHistogram(b *testing.B) {
 				var before, after runtime.MemStats
 				runtime.GC()
 				runtime.ReadMemStats(&before)
-				c, err := otelcollector.New(ctx, opts...)
+				c, err := otelcollector.New(ctx, opts()...)
 				if err != nil {
 					b.Fatal(err)
 				}
