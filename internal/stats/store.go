@@ -163,6 +163,7 @@ type Store struct {
 type tier struct {
 	Tier
 	maxSamples int
+	limit      int // capacity of the tier's rings
 	samples    ring[sample]
 	evicted    bool
 }
@@ -274,7 +275,7 @@ type orchTier struct {
 func (s *Store) newOrch() *orch {
 	o := &orch{tiers: make([]orchTier, len(s.tiers)), phist: newAcc()}
 	for i := range o.tiers {
-		o.tiers[i].frames.limit = s.tiers[i].maxSamples
+		o.tiers[i].frames.limit = s.tiers[i].limit
 	}
 	for _, k := range []uint8{slotStarted, slotEnded, slotOut, slotIn} {
 		o.slotOf(slot{kind: k})
@@ -321,10 +322,20 @@ func NewTiered(src Source, tiers []Tier, now func() time.Time) *Store {
 		racc:   newAcc(),
 	}
 	t0 := now()
-	for _, t := range tiers {
+	for k, t := range tiers {
 		steps := int((t.Retention + t.Step - 1) / t.Step)
 		tr := tier{Tier: t, maxSamples: steps + 1}
-		tr.samples.limit = tr.maxSamples + 1
+		// A tier also keeps the samples its coarser tier has yet to roll
+		// up, back to the latest coarse sample: with a retention shorter
+		// than the coarse step, that is more than its retention. Its rings
+		// are sized for that, so that they never grow one element at a
+		// time.
+		tr.limit = tr.maxSamples
+		if k+1 < len(tiers) {
+			tr.limit = max(tr.limit, int(tiers[k+1].Step/t.Step)+1)
+		}
+		tr.limit++
+		tr.samples.limit = tr.limit
 		tr.samples.push(sample{seq: 0, t: t0})
 		s.tiers = append(s.tiers, tr)
 	}
