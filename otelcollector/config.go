@@ -136,8 +136,12 @@ func WithExporter(e Exporter) Option {
 // The reader is registered on the MeterProvider the instruments record to
 // and reads the SDK's own state: ForgetOrchestrator does not remove series
 // from it (the SDK cannot delete a series of a synchronous instrument), and
-// each such reader adds an SDK measurement to every record. Exporters that
-// implement ProducerExporter read the Collector's store instead.
+// each such reader adds an SDK measurement to every record. It sees the
+// overflow series of the synchronous instruments with the attribute
+// otel.metric.overflow as the string "true" rather than the SDK's boolean
+// (the same otel_metric_overflow="true" in Prometheus text; see
+// recordOverflowAttr for why). Exporters that implement ProducerExporter
+// read the Collector's store instead, with the boolean.
 func WithReader(r sdkmetric.Reader) Option {
 	return optionFunc(func(c config) config {
 		if isNil(r) {
