@@ -32,6 +32,7 @@ type Client struct {
 	parallel int
 	rawMax   time.Duration // the longest interval read from raw samples
 	grid     int64         // intervals per grid
+	budget   float64       // the most raw samples a zoom reads at once
 }
 
 var _ otelcollector.StatsSource = (*Client)(nil)
@@ -77,6 +78,7 @@ type config struct {
 	concurrent int
 	rawMax     time.Duration
 	grid       int64
+	budget     float64
 }
 
 // WithSelector adds label matchers to every query, for example
@@ -227,7 +229,7 @@ func validHeaderName(s string) bool {
 // and contacts nothing: a daemon can start while its engine is down. A bad
 // address or option gives an error wrapping otelcollector.ErrInvalidOption.
 func New(addr string, opts ...Option) (*Client, error) {
-	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4, rawMax: rawMax, grid: gridIntervals}
+	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4, rawMax: rawMax, grid: gridIntervals, budget: rawBudget}
 	for _, o := range opts {
 		if o != nil {
 			cfg = o.apply(cfg)
@@ -279,6 +281,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 		parallel: cfg.concurrent,
 		rawMax:   cfg.rawMax,
 		grid:     cfg.grid,
+		budget:   cfg.budget,
 	}
 	if c.now == nil {
 		c.now = time.Now

@@ -21,3 +21,12 @@ func WithGridIntervals(n int64) Option {
 		return c
 	})
 }
+
+// WithRawBudget is a test hook: the most raw samples a zoom reads at once
+// (0: always a finer grid, down to WithRawMax).
+func WithRawBudget(n float64) Option {
+	return optionFunc(func(c config) config {
+		c.budget = n
+		return c
+	})
+}

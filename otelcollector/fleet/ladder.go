@@ -29,7 +29,8 @@ import (
 //     is 0 and its minimum is not below the previous value) adds last −
 //     previous (or last, for a series first seen in it); any other
 //     interval is walked again, recursively, with a grid of its own, and
-//     once it is no longer than rawMax, from its raw samples, where a
+//     once it is no longer than rawMax or holds at most rawBudget samples
+//     (count_over_time, a fourth function of the grid), from its raw samples, where a
 //     sample below the previous one counts from zero. The engines differ
 //     at the edges of a range (Prometheus 2 includes its start;
 //     VictoriaMetrics' min_over_time can see the sample before it), and
@@ -43,7 +44,9 @@ const (
 	tagFunc       = "fleet_fn"
 	gridIntervals = 16
 	rawMax        = 10 * time.Minute
-	minBaseline   = time.Hour
+	// rawBudget is the most raw samples a zoom reads at once.
+	rawBudget   = 20000
+	minBaseline = time.Hour
 )
 
 // family is one set of counter series, all summed the same way.
@@ -192,8 +195,8 @@ func (cs *counters) get(fi int, m model.Metric) *series {
 
 // agg is what the grid says of one series in one interval.
 type agg struct {
-	last, min, resets float64
-	has               uint8 // bits: 1 last, 2 min, 4 resets
+	last, min, resets, count float64
+	has                      uint8 // bits: 1 last, 2 min, 4 resets, 8 count
 }
 
 type interval struct {
@@ -230,7 +233,7 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 	for k := range aggs {
 		aggs[k] = map[int]map[string]*agg{}
 	}
-	fns := []string{"last_over_time", "min_over_time", "resets"}
+	fns := []string{"last_over_time", "min_over_time", "resets", "count_over_time"}
 	g, gctx := newGroup(ctx, cs.c.parallel)
 	results := make([]model.Matrix, len(ivs)+1)
 	var full []int
@@ -311,6 +314,8 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 					ag.min, ag.has = v, ag.has|2
 				case "resets":
 					ag.resets, ag.has = v, ag.has|4
+				case "count_over_time":
+					ag.count, ag.has = v, ag.has|8
 				default:
 					return cs.c.engineErr(q, fmt.Errorf("series %v without a valid %s label", ss.Metric, tagFunc))
 				}
@@ -394,7 +399,23 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 					sub[fi] = only[fi]
 				}
 			}
-			if err := cs.walk(ctx, zoom, iv.lo, iv.hi, sub); err != nil {
+			// Few enough raw samples (count_over_time says how many): read
+			// them at once; otherwise a finer grid.
+			var samples float64
+			for _, fi := range zoom {
+				for key, ag := range aggs[k][fi] {
+					if whole[fi] || sub[fi][string(cs.st[fi][key].labels["instance"])] {
+						samples += ag.count
+					}
+				}
+			}
+			var err error
+			if samples <= cs.c.budget {
+				err = cs.raw(ctx, zoom, iv.lo, iv.hi, sub)
+			} else {
+				err = cs.walk(ctx, zoom, iv.lo, iv.hi, sub)
+			}
+			if err != nil {
 				return err
 			}
 		}

@@ -389,7 +389,7 @@ func TestPullExact(t *testing.T) {
 	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond))
 	// Grid intervals of a few scrapes: resets inside an interval, found by
 	// resets() and walked again.
-	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithGridIntervals(3))
+	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithGridIntervals(3), fleet.WithRawBudget(0))
 }
 
 func nativeOption() otelcollector.Option { return otelcollector.WithNativeLatencyHistogram() }
