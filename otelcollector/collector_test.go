@@ -380,7 +380,7 @@ func TestCardinalityLimitOverflow(t *testing.T) {
 	overflow := false
 	for _, dp := range s.DataPoints {
 		total += dp.Value
-		if v, ok := dp.Attributes.Value("otel.metric.overflow"); ok && v.Emit() == "true" {
+		if v, ok := dp.Attributes.Value("otel.metric.overflow"); ok && v.String() == "true" {
 			overflow = true
 		}
 	}
