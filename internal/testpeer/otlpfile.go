@@ -122,6 +122,10 @@ func seriesKey(name string, attrs map[string]string) string {
 // ExportMetricsServiceRequest per line) incrementally: each update decodes
 // only the complete lines written since the last one, and indexes their
 // points by series. Its methods are safe for concurrent use.
+//
+// protojson is the protobuf JSON mapping, which OTLP JSON follows except
+// that trace and span IDs are hex, not base64: an exemplar's IDs decode to
+// the wrong bytes (no error). Nothing here reads them.
 type metricsFile struct {
 	path string
 
