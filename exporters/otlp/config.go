@@ -375,8 +375,8 @@ func checkEndpoint(hostPort string) error {
 	if err != nil {
 		return fmt.Errorf("%w: WithEndpoint(%q): want host:port: %w", ErrInvalidOption, hostPort, err)
 	}
-	if !validHost(host) {
-		return fmt.Errorf("%w: WithEndpoint(%q): want a host name or IP address before the port", ErrInvalidOption, hostPort)
+	if !validHost(host, strings.HasPrefix(hostPort, "[")) {
+		return fmt.Errorf("%w: WithEndpoint(%q): want a host name or IP address before the port (an IPv6 address in brackets)", ErrInvalidOption, hostPort)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strings.Trim(port, "0123456789") != "" {
 		return fmt.Errorf("%w: WithEndpoint(%q): port %q, want 1 to 65535", ErrInvalidOption, hostPort, port)
@@ -385,10 +385,14 @@ func checkEndpoint(hostPort string) error {
 }
 
 // validHost accepts an IP address without a zone or a DNS name of letters,
-// digits, '-', '_' and '.'.
-func validHost(host string) bool {
+// digits, '-', '_' and '.'. A host that was written in brackets must be an
+// IPv6 address, as in a URL ("[0]:1" or "[127.0.0.1]:1" are no URL hosts).
+func validHost(host string, bracketed bool) bool {
 	if a, err := netip.ParseAddr(host); err == nil {
-		return a.Zone() == ""
+		return a.Zone() == "" && a.Is6() == bracketed
+	}
+	if bracketed {
+		return false
 	}
 	if host == "" || len(host) > 253 {
 		return false

@@ -30,6 +30,8 @@ func TestWithEndpointRejectsURL(t *testing.T) {
 		{"::1:4317", "host:port"},
 		{"user@host:4317", "host"},
 		{"", "host:port"},
+		{"[0]:1", "host"},           // brackets hold an IPv6 address only (fuzz finding)
+		{"[127.0.0.1]:4317", "host"}, // likewise
 	} {
 		t.Run(tc.endpoint, func(t *testing.T) {
 			for _, protocol := range []otlp.Protocol{otlp.ProtocolGRPC, otlp.ProtocolHTTP} {
