@@ -68,9 +68,6 @@ type counters struct {
 	fams []family
 	sels []string
 	st   []map[string]*series
-	// queries counts the queries sent, for the docs' cost statement and
-	// the tests.
-	queries int
 }
 
 func (c *Client) newCounters(fams []family) *counters {
@@ -150,7 +147,6 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	}
 	b := max(chooseStep(end.Sub(start), cs.c.grid), minBaseline)
 	q := cs.tagged(all, []string{"last_over_time"}, b, nil)
-	cs.queries++
 	vec, err := cs.c.instant(ctx, q, start)
 	if err != nil {
 		return err
@@ -244,7 +240,6 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 		}
 		k, iv := k, iv
 		q := cs.tagged(fis, fns, iv.hi.Sub(iv.lo), only)
-		cs.queries++
 		g.Go(func() error {
 			vec, err := cs.c.instant(gctx, q, iv.hi)
 			if err != nil {
@@ -262,7 +257,6 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 	if len(full) > 0 {
 		rangeQ = cs.tagged(fis, fns, step, only)
 		r := v1.Range{Start: ivs[full[0]].hi, End: ivs[full[len(full)-1]].hi, Step: step}
-		cs.queries++
 		g.Go(func() error {
 			m, err := cs.c.rangeQuery(gctx, rangeQ, r)
 			results[len(ivs)] = m
@@ -335,6 +329,7 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 	}
 	results = nil
 
+	var jobs []zoomJob
 	for k, iv := range ivs {
 		var zoom []int
 		sub := restrict{}
@@ -409,19 +404,72 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 					}
 				}
 			}
-			var err error
-			if samples <= cs.c.budget {
-				err = cs.raw(ctx, zoom, iv.lo, iv.hi, sub)
-			} else {
-				err = cs.walk(ctx, zoom, iv.lo, iv.hi, sub)
+			// The zoom starts from the previous values at the interval's
+			// start (a copy), and the grid already gives every series'
+			// value at its end: the zooms are independent and run
+			// concurrently once the grid is done.
+			child := cs.fork(zoom)
+			for _, fi := range zoom {
+				for key, ag := range aggs[k][fi] {
+					s := cs.st[fi][key]
+					if ag.has&1 != 0 && (whole[fi] || sub[fi][string(s.labels["instance"])]) {
+						s.prev, s.hasPrev = ag.last, true
+					}
+				}
 			}
-			if err != nil {
-				return err
-			}
+			jobs = append(jobs, zoomJob{child: child, fis: zoom, lo: iv.lo, hi: iv.hi, only: sub, raw: samples <= cs.c.budget})
 		}
 		aggs[k] = nil
 	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	jg, jctx := newGroup(ctx, cs.c.parallel)
+	for _, j := range jobs {
+		jg.Go(func() error {
+			if j.raw {
+				return j.child.raw(jctx, j.fis, j.lo, j.hi, j.only)
+			}
+			return j.child.walk(jctx, j.fis, j.lo, j.hi, j.only)
+		})
+	}
+	if err := jg.Wait(); err != nil {
+		return err
+	}
+	for _, j := range jobs {
+		for _, fi := range j.fis {
+			for _, s := range j.child.st[fi] {
+				if s.delta != 0 {
+					cs.get(fi, s.labels).delta += s.delta
+				}
+			}
+		}
+	}
 	return nil
+}
+
+// zoomJob walks one interval again for some families and daemons.
+type zoomJob struct {
+	child  *counters
+	fis    []int
+	lo, hi time.Time
+	only   restrict
+	raw    bool
+}
+
+// fork returns counters sharing the client and selectors, with a copy of
+// the given families' series: their previous values, and no delta yet.
+func (cs *counters) fork(fis []int) *counters {
+	ch := &counters{c: cs.c, fams: cs.fams, sels: cs.sels, st: make([]map[string]*series, len(cs.st))}
+	for i := range ch.st {
+		ch.st[i] = map[string]*series{}
+	}
+	for _, fi := range fis {
+		for k, s := range cs.st[fi] {
+			ch.st[fi][k] = &series{labels: s.labels, prev: s.prev, hasPrev: s.hasPrev}
+		}
+	}
+	return ch
 }
 
 func contains(xs []int, x int) bool {
@@ -457,7 +505,6 @@ func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only res
 	for _, fi := range fis {
 		fi := fi
 		qs[fi] = cs.sel(fi, only) + "[" + promDuration(b.Sub(a)) + "]"
-		cs.queries++
 		g.Go(func() error {
 			m, err := cs.c.instantMatrix(gctx, qs[fi], b)
 			res[fi] = m
