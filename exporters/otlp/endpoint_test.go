@@ -30,7 +30,7 @@ func TestWithEndpointRejectsURL(t *testing.T) {
 		{"::1:4317", "host:port"},
 		{"user@host:4317", "host"},
 		{"", "host:port"},
-		{"[0]:1", "host"},           // brackets hold an IPv6 address only (fuzz finding)
+		{"[0]:1", "host"},            // brackets hold an IPv6 address only (fuzz finding)
 		{"[127.0.0.1]:4317", "host"}, // likewise
 	} {
 		t.Run(tc.endpoint, func(t *testing.T) {

@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/wundr-io/orchestrator-otel/internal/lateproducer"
 )
 
 // Exporter pushes the metrics of the reader it supplies to an OTLP receiver
@@ -24,7 +26,7 @@ type Exporter struct {
 	reader   *reader
 	exporter *countingExporter
 	protocol Protocol
-	producer *lateProducer // the Collector's recorded series (producer.go)
+	producer *lateproducer.Producer // the Collector's recorded series (producer.go)
 
 	// closeIdle closes the idle connections of the HTTP client.
 	closeIdle func()
@@ -122,7 +124,7 @@ func New(ctx context.Context, opts ...Option) (*Exporter, error) {
 	}
 
 	ce := &countingExporter{Exporter: inner, log: newFailureLog(cfg)}
-	producer := &lateProducer{}
+	producer := &lateproducer.Producer{}
 	ropts := []sdkmetric.PeriodicReaderOption{
 		sdkmetric.WithProducer(producer),
 		sdkmetric.WithProducer(newFailedProducer(ce, cfg.now)),

@@ -16,15 +16,17 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/wundr-io/orchestrator-otel/internal/lateproducer"
 )
 
 // Exporter serves the metrics of the reader it supplies to Prometheus
 // scrapes. Create it with New and hand it to otelcollector.WithExporter.
 type Exporter struct {
 	reader   *reader
-	inner    promclient.Collector // the OTel exporter's collector
-	registry *promclient.Registry // what Handler serves
-	producer *lateProducer        // the Collector's recorded series (producer.go)
+	inner    promclient.Collector   // the OTel exporter's collector
+	registry *promclient.Registry   // what Handler serves
+	producer *lateproducer.Producer // the Collector's recorded series (producer.go)
 	handler  http.Handler
 
 	// claim is registered on every registerer in claimedOn.
@@ -82,7 +84,7 @@ func New(opts ...Option) (*Exporter, error) {
 	// Underscore escaping with suffixes turns the OTel names and units of
 	// internal/schema into the exact legacy Prometheus names.
 	captured := &capture{}
-	producer := &lateProducer{}
+	producer := &lateproducer.Producer{}
 	popts := []otelprom.Option{
 		otelprom.WithProducer(producer),
 		otelprom.WithRegisterer(captured),

@@ -1,44 +1,19 @@
 package prometheus
 
 import (
-	"context"
-	"errors"
-	"sync/atomic"
+	"fmt"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
-// lateProducer is the Producer the exporter's reader is built with; the
-// Collector's Producer is set into it later, by SetProducer. Until then it
-// produces nothing.
-type lateProducer struct {
-	p atomic.Pointer[sdkmetric.Producer]
-}
-
-var _ sdkmetric.Producer = (*lateProducer)(nil)
-
-func (l *lateProducer) Produce(ctx context.Context) ([]metricdata.ScopeMetrics, error) {
-	p := l.p.Load()
-	if p == nil {
-		return nil, nil
-	}
-	return (*p).Produce(ctx)
-}
-
-// errProducerSet is returned by SetProducer when the exporter already has
-// a producer: it is used by another Collector.
-var errProducerSet = errors.New("prometheus: exporter already used by a Collector")
-
 // SetProducer is called by otelcollector.New, once: the reader then also
 // reads p, the Collector's recorded series (otelcollector.ProducerExporter).
-// It fails if a producer is already set.
+// It fails if p is nil or a producer is already set, that is when another
+// Collector uses the exporter.
 func (e *Exporter) SetProducer(p sdkmetric.Producer) error {
-	if p == nil {
-		return errors.New("prometheus: SetProducer(nil)")
-	}
-	if !e.producer.p.CompareAndSwap(nil, &p) {
-		return errProducerSet
+	if err := e.producer.Set(p); err != nil {
+		return fmt.Errorf("prometheus: %w", err)
 	}
 	return nil
 }
