@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -25,6 +26,13 @@ func FuzzRecord(f *testing.F) {
 	}
 	f.Cleanup(func() { _ = c.Close(context.Background()) })
 	ctx := context.Background()
+	// One Collector serves every input, so token counts add up across
+	// inputs: a record that would take its series past MaxInt64 is rightly
+	// rejected (ErrInvalidValue). accepted is the sum of every token count
+	// accepted so far, an upper bound of any one series' value: while n
+	// fits under MaxInt64-accepted no series can overflow, and the record
+	// must be accepted.
+	var accepted atomic.Int64
 
 	f.Fuzz(func(t *testing.T, id, label string, n int64, v float64, status string) {
 		both := validLabel(id) && validLabel(label)
@@ -39,7 +47,13 @@ func FuzzRecord(f *testing.F) {
 				t.Fatalf("%s(%q, %q, %v, %v, %q): accepted a bad value", name, id, label, n, v, status)
 			}
 		}
-		check("RecordTokenUsage", c.RecordTokenUsage(ctx, id, label, n), both, n >= 0, true)
+		err := c.RecordTokenUsage(ctx, id, label, n)
+		if both && n >= 0 && errors.Is(err, otelcollector.ErrInvalidValue) && n > math.MaxInt64-accepted.Load() {
+			err = nil // may overflow a series: rejecting is right
+		} else if err == nil && n > 0 {
+			accepted.Store(satAdd(accepted.Load(), n))
+		}
+		check("RecordTokenUsage", err, both, n >= 0, true)
 		check("RecordMessageLatency", c.RecordMessageLatency(ctx, id, time.Duration(n)), validLabel(id), n >= 0, true)
 		check("RecordError", c.RecordError(ctx, id, label), both, true, true)
 		ts := otelcollector.ToolStatus(status)
@@ -61,6 +75,14 @@ func FuzzRecord(f *testing.F) {
 			t.Fatalf("RecordSessionStart(%q, %q): %v", id, label, err)
 		}
 	})
+}
+
+// satAdd adds b >= 0 to a >= 0, saturating at MaxInt64.
+func satAdd(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 func validLabel(s string) bool {
