@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -351,12 +352,21 @@ func FuzzRecordTokenUsageDetailed(f *testing.F) {
 	}
 	f.Cleanup(func() { _ = c.Close(context.Background()) })
 	optional := func(s string) bool { return s == "" || validLabel(s) }
+	// As in FuzzRecord: tokens add up across inputs in the one Collector, so
+	// a record is rightly rejected when it may take its series past
+	// MaxInt64; accepted bounds every series' value.
+	var accepted atomic.Int64
 	f.Fuzz(func(t *testing.T, id, model, provider, operation string, in, out, dur int64) {
 		u := otelcollector.TokenUsage{Model: model, Provider: provider, Operation: operation, Input: in, Output: out, Duration: time.Duration(dur)}
 		valid := validLabel(id) && validLabel(model) && optional(provider) && optional(operation) &&
 			in >= 0 && out >= 0 && in <= math.MaxInt64-out && dur >= 0
 		before := c.Rejected()
 		err := c.RecordTokenUsageDetailed(context.Background(), id, u)
+		if valid && errors.Is(err, otelcollector.ErrInvalidValue) && in+out > math.MaxInt64-accepted.Load() {
+			valid = false // may overflow a series: rejecting is right, and counted
+		} else if valid && err == nil {
+			accepted.Store(satAdd(accepted.Load(), in+out))
+		}
 		if valid != (err == nil) {
 			t.Fatalf("RecordTokenUsageDetailed(%q, %+v) = %v, valid %v", id, u, err, valid)
 		}
