@@ -212,10 +212,7 @@ func b2i(b bool) int64 {
 // orchestrator's series go, others stay, delegations go in both
 // directions, a later record starts from 0, and bad input is rejected.
 func TestForgetOrchestrator(t *testing.T) {
-	for _, mode := range []struct {
-		name string
-		opts []otelcollector.Option
-	}{{"sync", nil}, {"atomic", []otelcollector.Option{otelcollector.WithAtomicCounters()}}} {
+	for _, mode := range counterModes {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := context.Background()
 			exp, err := prometheus.New()

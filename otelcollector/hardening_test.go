@@ -31,10 +31,7 @@ import (
 // TestBindingTakesNoSlot (defect 1): binding handles takes no cardinality
 // slot; only a record does, in both counter modes.
 func TestBindingTakesNoSlot(t *testing.T) {
-	for _, mode := range []struct {
-		name string
-		opts []otelcollector.Option
-	}{{"sync", nil}, {"atomic", []otelcollector.Option{otelcollector.WithAtomicCounters()}}} {
+	for _, mode := range counterModes {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := context.Background()
 			c, _ := newTestCollector(t, append(mode.opts, otelcollector.WithCardinalityLimit(3))...)
@@ -345,10 +342,7 @@ func TestCloseBoundedByDeadline(t *testing.T) {
 // series past MaxInt64 is rejected and counted; the series keeps its value
 // instead of wrapping negative, in both counter modes.
 func TestTokenCounterSaturates(t *testing.T) {
-	for _, mode := range []struct {
-		name string
-		opts []otelcollector.Option
-	}{{"sync", nil}, {"atomic", []otelcollector.Option{otelcollector.WithAtomicCounters()}}} {
+	for _, mode := range counterModes {
 		t.Run(mode.name, func(t *testing.T) {
 			ctx := context.Background()
 			c, r := newTestCollector(t, mode.opts...)

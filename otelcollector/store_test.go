@@ -29,10 +29,7 @@ func (r readerOnly) Shutdown(ctx context.Context) error { return r.e.Shutdown(ct
 // exporters/prometheus does) exports the same scrape, byte for byte, as
 // reading the SDK's own cumulative state, in both counter modes.
 func TestStoreIdenticalExport(t *testing.T) {
-	for _, mode := range []struct {
-		name string
-		opts []otelcollector.Option
-	}{{"sync", nil}, {"atomic", []otelcollector.Option{otelcollector.WithAtomicCounters()}}} {
+	for _, mode := range counterModes {
 		t.Run(mode.name, func(t *testing.T) {
 			limit := otelcollector.WithCardinalityLimit(8)
 			viaStore := newPathRig(t, append(mode.opts, limit)...)
