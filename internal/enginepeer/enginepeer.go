@@ -47,6 +47,11 @@ type Options struct {
 	Flags []string
 	// DataDir is the storage directory; empty means a new temporary one.
 	DataDir string
+	// Retention is the engine's retention flag value
+	// (--storage.tsdb.retention.time of Prometheus, -retentionPeriod of
+	// VictoriaMetrics); empty means 400d and 100y, so that backfilled
+	// history is kept.
+	Retention string
 }
 
 // ScrapeJob renders one static scrape job for Options.ScrapeConfigs.
@@ -85,7 +90,7 @@ func writeConfig(t testing.TB, dir string, o Options) string {
 }
 
 // StartPrometheus starts prometheus on a free 127.0.0.1 port and waits until
-// it is ready. Retention is 400 days, so that backfilled history is kept.
+// it is ready. Retention is Options.Retention, by default 400 days.
 func StartPrometheus(t testing.TB, o Options) *Engine {
 	t.Helper()
 	bin := testpeer.LookBinary(t, "PROMETHEUS_BIN", "prometheus", "apt-get install prometheus")
@@ -93,11 +98,14 @@ func StartPrometheus(t testing.TB, o Options) *Engine {
 	if o.DataDir == "" {
 		o.DataDir = filepath.Join(dir, "data")
 	}
+	if o.Retention == "" {
+		o.Retention = "400d"
+	}
 	addr := testpeer.ClosedAddr(t)
 	args := append([]string{
 		"--config.file=" + writeConfig(t, dir, o),
 		"--storage.tsdb.path=" + o.DataDir,
-		"--storage.tsdb.retention.time=400d",
+		"--storage.tsdb.retention.time=" + o.Retention,
 		"--web.listen-address=" + addr,
 		"--log.level=warn",
 	}, o.Flags...)
@@ -108,7 +116,8 @@ func StartPrometheus(t testing.TB, o Options) *Engine {
 
 // StartVictoriaMetrics starts victoria-metrics (single node) on a free
 // 127.0.0.1 port, scraping with -promscrape.config, and waits until it is
-// ready. The latency offset is 0 and the response cache is off, so that a
+// ready. Retention is Options.Retention, by default 100 years. The
+// latency offset is 0 and the response cache is off, so that a
 // sample is visible to queries as soon as it is stored.
 func StartVictoriaMetrics(t testing.TB, o Options) *Engine {
 	t.Helper()
@@ -117,11 +126,14 @@ func StartVictoriaMetrics(t testing.TB, o Options) *Engine {
 	if o.DataDir == "" {
 		o.DataDir = filepath.Join(dir, "data")
 	}
+	if o.Retention == "" {
+		o.Retention = "100y"
+	}
 	addr := testpeer.ClosedAddr(t)
 	args := append([]string{
 		"-httpListenAddr=" + addr,
 		"-storageDataPath=" + o.DataDir,
-		"-retentionPeriod=100y",
+		"-retentionPeriod=" + o.Retention,
 		"-promscrape.config=" + writeConfig(t, dir, o),
 		"-search.latencyOffset=0s",
 		"-search.disableCache",

@@ -195,8 +195,9 @@ func (h *history) want(id, field string, s, e time.Time) int64 {
 }
 
 // backfill generates the history, turns it into TSDB blocks with promtool
-// and starts a Prometheus on them.
-func backfill(t testing.TB, sp histSpec) (*history, *enginepeer.Engine) {
+// and starts a Prometheus on them (with the options o, if any: its
+// DataDir is the backfill's).
+func backfill(t testing.TB, sp histSpec, o ...enginepeer.Options) (*history, *enginepeer.Engine) {
 	t.Helper()
 	dir := t.TempDir()
 	om := filepath.Join(dir, "history.om")
@@ -211,7 +212,12 @@ func backfill(t testing.TB, sp histSpec) (*history, *enginepeer.Engine) {
 	t.Logf("backfill: %d orchestrators × %d daemons, %v at %v: %d MiB of OpenMetrics, promtool %v",
 		sp.orchs, sp.daemons, sp.end.Sub(sp.start), sp.step, st.Size()>>20, time.Since(began).Round(time.Millisecond))
 	_ = os.Remove(om)
-	return h, enginepeer.StartPrometheus(t, enginepeer.Options{DataDir: data})
+	var opts enginepeer.Options
+	if len(o) > 0 {
+		opts = o[0]
+	}
+	opts.DataDir = data
+	return h, enginepeer.StartPrometheus(t, opts)
 }
 
 // peakHeap runs f and samples the heap meanwhile; it returns the peak
@@ -296,6 +302,9 @@ func TestLongWindows(t *testing.T) {
 				t.Fatalf("%s %s: %v", w.name, id, err)
 			}
 			t.Logf("%s %s: %v, peak client heap %.1f MiB", w.name, id, took.Round(time.Millisecond), float64(peak)/(1<<20))
+			if got.Truncated {
+				t.Errorf("%s %s: Truncated, but the engine keeps 400 days", w.name, id)
+			}
 			// Last's own clock differs from s, e by microseconds; the
 			// samples are on whole hours, far from either edge.
 			check := func(name string, got int64, field string) {

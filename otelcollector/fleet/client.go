@@ -25,6 +25,8 @@ const DefaultQueryTimeout = 30 * time.Second
 type Client struct {
 	addr     string
 	api      v1.API
+	hc       *http.Client // the API's, for the engine's /metrics page
+	ret      retentionCache
 	selector string // extra matchers, without braces; "" for none
 	timeout  time.Duration
 	warn     func(Warning)
@@ -274,6 +276,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 	c := &Client{
 		addr:     addr,
 		api:      v1.NewAPI(ac),
+		hc:       hc,
 		selector: cfg.selector,
 		timeout:  cfg.timeout,
 		warn:     cfg.warn,

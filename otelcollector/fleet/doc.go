@@ -32,6 +32,14 @@
 // engine reads the raw samples of the window; the client holds one grid at
 // a time, so its memory does not grow with the window's length.
 //
+// # Retention
+//
+// Where the engine's retention cuts a window, the result is Truncated and
+// starts where the data begins. The client reads the retention from the
+// engine (Prometheus, VictoriaMetrics) on the first call and every 5
+// minutes, with two requests; an engine that does not tell it leaves
+// Truncated false. See AggregatedStats.
+//
 // # Errors
 //
 // Bad input wraps otelcollector.ErrInvalidLabel or ErrInvalidTimeRange and

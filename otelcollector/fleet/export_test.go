@@ -30,3 +30,10 @@ func WithRawBudget(n float64) Option {
 		return c
 	})
 }
+
+// ParseVMRetention and ParsePromRetention expose the retention parsers.
+var (
+	ParseVMRetention   = parseVMRetention
+	ParsePromRetention = parsePromRetention
+	PromRetentionFlags = promRetentionFlags
+)

@@ -108,6 +108,21 @@ func engineTime(t time.Time) time.Time {
 	return time.UnixMilli(ms)
 }
 
+// engineTimeFrom returns the first millisecond at or after t that both
+// engines parse back exactly.
+func engineTimeFrom(t time.Time) time.Time {
+	ms := t.UnixMilli()
+	if time.UnixMilli(ms).Before(t) {
+		ms++
+	}
+	for d := int64(0); d < 100; d++ {
+		if survives(ms + d) {
+			return time.UnixMilli(ms + d)
+		}
+	}
+	return time.UnixMilli(ms)
+}
+
 // survives reports whether ms, formatted as client_golang does, parses back
 // to ms the way Prometheus 2 (math.Modf, rounding to ms, then truncating
 // the nanoseconds) and VictoriaMetrics (seconds × 1e3, truncated) read it.

@@ -56,8 +56,28 @@ const (
 // nothing.
 //
 // SessionsStarted and SessionsEnded are 0: the daemons export only the
-// sessions gauge. Truncated is false: the client does not know the engine's
-// retention, so a window older than it reads as empty.
+// sessions gauge.
+//
+// Truncated is true when the engine's retention cuts the window: records
+// made after the asked start may be missing. Start then says where the
+// data begins, and the counts are over (Start, End]; a window that ends
+// before the data gives zero stats with Start = End. The client learns the
+// retention from the engine on the first call and again every 5 minutes
+// (every 30 s while the engine cannot be reached), never in New:
+//   - Prometheus: the retention in effect (/api/v1/status/runtimeinfo, or
+//     /api/v1/status/flags) and the oldest sample its TSDB holds
+//     (prometheus_tsdb_lowest_timestamp on its /metrics page). A window is
+//     cut when it starts before that sample and either before now − the
+//     time retention or under a size retention; a Prometheus younger than
+//     the window, inside its retention, cuts nothing: nothing was recorded
+//     before;
+//   - VictoriaMetrics: -retentionPeriod (flag{name="retentionPeriod"} on its
+//     /metrics page); a window starting before now − retention is cut there;
+//   - an engine that tells neither (a Thanos or Mimir query front end, a
+//     gateway that forwards only the query API): Truncated stays false, and
+//     in a window older than the data a series whose older samples were
+//     deleted reads as first seen in it (its whole value counts). This is
+//     never an error.
 //
 // Outcomes of unusual input:
 //   - an empty, over-long or invalid-UTF-8 orchestratorID wraps
@@ -73,11 +93,21 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 	if v := validate.Label(orchestratorID); v != validate.OK {
 		return otelcollector.AggregatedStats{}, fmt.Errorf("%w: orchestratorID (%v)", otelcollector.ErrInvalidLabel, v)
 	}
-	start, end, err := r.Resolve(c.now())
+	now := c.now()
+	start, end, err := r.Resolve(now)
 	if err != nil {
 		return otelcollector.AggregatedStats{}, err
 	}
 	start, end = engineTime(start), engineTime(end)
+	// Where the engine's retention cuts the window, it begins with the
+	// data (and is empty when it ends before it).
+	cut, truncated := c.retention(ctx).cut(start, now)
+	if truncated {
+		start = cut
+		if start.After(end) {
+			start = end
+		}
+	}
 	id := "orchestrator_id=" + quote(orchestratorID)
 	fams := []family{
 		fTokens:   {metric: mTokens, matchers: []string{id}},
@@ -92,7 +122,7 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 	}
 	cs := c.newCounters(fams)
 
-	out := otelcollector.AggregatedStats{OrchestratorID: orchestratorID, Start: start, End: end}
+	out := otelcollector.AggregatedStats{OrchestratorID: orchestratorID, Start: start, End: end, Truncated: truncated}
 	g, gctx := newGroup(ctx, 2)
 	g.Go(func() error { return cs.run(gctx, start, end) })
 	g.Go(func() error {
