@@ -16,7 +16,6 @@ import (
 
 	"github.com/wundr-io/orchestrator-otel/internal/schema"
 	"github.com/wundr-io/orchestrator-otel/internal/selfobs"
-	"github.com/wundr-io/orchestrator-otel/internal/stats"
 )
 
 // defaultShutdownTimeout bounds Flush and Close when their context has no
@@ -58,8 +57,7 @@ type Collector struct {
 	errLog       errorLog
 	noLogger     bool          // no WithLogger: logger discards everything
 	store        *store        // cumulative state read by the exporters
-	statsRdr     *store        // cumulative state read by the statistics
-	stats        *statsSampler // AggregatedStats (stats.go)
+	stats        *statsSampler // AggregatedStats (stats.go); nil with WithoutAggregatedStats
 
 	// The counters and their series (counters.go).
 	sessions, tokens, tools, delegations, errorsCtr *counter
@@ -120,17 +118,14 @@ func newCollector(ctx context.Context, cfg config) (*Collector, error) {
 		errorHandler: cfg.errorHandler,
 		noLogger:     cfg.noLogger,
 	}
-	// Each store's reader adds an SDK measurement to every record: the
-	// exporters' store exists only for exporters that read it, the
-	// statistics' store only without WithoutAggregatedStats.
+	// The store's reader adds an SDK measurement to every record: it
+	// exists only for exporters that read it. The statistics add none:
+	// they read the Collector's own live values (stats.go).
 	for _, e := range cfg.exporters {
 		if _, ok := e.(ProducerExporter); ok {
 			c.store = newStore(sdkmetric.NewManualReader(deltaReaderOptions(true, nil)...), cfg.cardinalityLimit, time.Now)
 			break
 		}
-	}
-	if !cfg.noStats {
-		c.statsRdr = newStore(stats.NewReader(deltaReaderOptions(false, nil)[0]), cfg.cardinalityLimit, time.Now)
 	}
 
 	res := cfg.resource
@@ -145,11 +140,11 @@ func newCollector(ctx context.Context, cfg config) (*Collector, error) {
 	if c.store != nil {
 		recOpts = append(recOpts, sdkmetric.WithReader(c.store.rdr))
 	}
-	if c.statsRdr != nil {
-		recOpts = append(recOpts, sdkmetric.WithReader(c.statsRdr.rdr), stats.NoExemplarsView())
-	}
 	if len(cfg.views) > 0 {
-		recOpts = append(recOpts, sdkmetric.WithView(cfg.views...))
+		// A view that matches an instrument replaces its default stream:
+		// the identity view keeps every instrument's own stream beside the
+		// views' (WithNativeLatencyHistogram adds a second latency stream).
+		recOpts = append(recOpts, sdkmetric.WithView(append([]sdkmetric.View{identityView}, cfg.views...)...))
 	}
 	expOpts := []sdkmetric.Option{sdkmetric.WithResource(res), limit}
 	userReaders := 0
@@ -179,11 +174,15 @@ func newCollector(ctx context.Context, cfg config) (*Collector, error) {
 		return nil, errors.Join(err, c.provider.Shutdown(ctx), c.recProvider.Shutdown(ctx))
 	}
 	c.claimed = cfg
-	if c.statsRdr != nil {
+	if !cfg.noStats {
 		c.startStats(cfg)
 	}
 	return c, nil
 }
+
+// identityView matches every instrument and keeps its stream as the SDK
+// would make it without views.
+var identityView = sdkmetric.NewView(sdkmetric.Instrument{Name: "*"}, sdkmetric.Stream{})
 
 func (c *Collector) createInstruments(cfg config, recReaders bool) error {
 	m := c.recProvider.Meter(schema.MeterName)
@@ -208,6 +207,7 @@ func (c *Collector) createInstruments(cfg config, recReaders bool) error {
 
 	limit := cfg.cardinalityLimit
 	c.latencySeries = newLimitedSeries(limit, newLatencyEntry, field{schema.KeyOrchestratorID, "orchestratorID"})
+	c.latencySeries.overflow.overflow = true
 	c.gauges.init(limit)
 
 	// The observable instruments go on both providers, with the same state.

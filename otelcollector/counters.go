@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/wundr-io/orchestrator-otel/internal/schema"
+	"github.com/wundr-io/orchestrator-otel/internal/stats"
 )
 
 // overflowAttr marks the series that collects every label set past the
@@ -40,9 +41,14 @@ type counterEntry struct {
 	// on the recording provider, whose WithReader readers see the overflow
 	// series in the synchronous instruments' form (recordOverflowAttr).
 	obs, obsRec []metric.ObserveOption
-	// n is the series value in atomic mode. For sessions it is the active
-	// count in both modes, which RecordSessionEnd checks.
+	// n is the series' running total, in both modes: the value atomic mode
+	// reports, the tokens' saturation check, and what the statistics read
+	// (stats.Cell). For sessions it is the active count, which
+	// RecordSessionEnd checks.
 	n atomic.Int64
+	// started and ended count a session series' starts and ends in the
+	// synchronous mode, for the statistics.
+	started, ended atomic.Int64
 	// live is set by the first record (atomic mode). Only live series are
 	// reported, so that binding a handle creates no series, as with the SDK.
 	live atomic.Bool
@@ -80,8 +86,8 @@ func (k *counter) add(ctx context.Context, e *counterEntry, n int64) {
 	if e.overflow {
 		k.series.overflowed.Add(1)
 	}
+	e.n.Add(n)
 	if k.atomic {
-		e.n.Add(n)
 		if !e.live.Load() {
 			e.live.Store(true)
 		}
@@ -155,6 +161,7 @@ type counterSpec struct {
 	name, unit, desc string
 	upDown           bool
 	fields           []field
+	cell             stats.CellKind // what the statistics read of a series
 }
 
 // createCounters creates the five counters (sessions, tokens, tools,
@@ -164,15 +171,15 @@ type counterSpec struct {
 func (c *Collector) createCounters(m metric.Meter, cfg config) error {
 	specs := []counterSpec{
 		{&c.sessions, schema.SessionsActive, schema.UnitSessions, schema.DescSessionsActive, true,
-			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeySessionType, "sessionType"}}},
+			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeySessionType, "sessionType"}}, stats.CellSessions},
 		{&c.tokens, schema.TokensUsed, schema.UnitTokens, schema.DescTokensUsed, false,
-			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyModel, "model"}}},
+			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyModel, "model"}}, stats.CellTokens},
 		{&c.tools, schema.ToolInvocations, schema.UnitInvocations, schema.DescToolInvocations, false,
-			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyToolName, "toolName"}, {schema.KeyStatus, "status"}}},
+			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyToolName, "toolName"}, {schema.KeyStatus, "status"}}, stats.CellTool},
 		{&c.delegations, schema.Delegations, schema.UnitDelegations, schema.DescDelegations, false,
-			[]field{{schema.KeyFromOrchestrator, "fromOrchestrator"}, {schema.KeyToOrchestrator, "toOrchestrator"}, {schema.KeyStatus, "status"}}},
+			[]field{{schema.KeyFromOrchestrator, "fromOrchestrator"}, {schema.KeyToOrchestrator, "toOrchestrator"}, {schema.KeyStatus, "status"}}, stats.CellDelegation},
 		{&c.errorsCtr, schema.Errors, schema.UnitErrors, schema.DescErrors, false,
-			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyErrorType, "errorType"}}},
+			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyErrorType, "errorType"}}, stats.CellError},
 	}
 	var err error
 	for _, s := range specs {
@@ -260,3 +267,25 @@ func newAtomicEntry(set attribute.Set) *counterEntry {
 }
 
 func (e *counterEntry) isDead() bool { return e.dead.Load() }
+
+// linkStats makes the statistics read k's series from their live values:
+// each new series registers a cell (stats.Cell) before it is cached.
+func (k *counter) linkStats(st *stats.Store) {
+	kind := k.spec.cell
+	if kind == stats.CellSessions && k.atomic {
+		kind = stats.CellSessionsNet // only the net count is kept
+	}
+	k.series.link = func(vals labelValues, e *counterEntry) func() {
+		spec := stats.CellSpec{Kind: kind, ID: vals[0], V: &e.n, Dead: &e.dead}
+		switch kind {
+		case stats.CellSessions:
+			spec.V, spec.V2 = &e.started, &e.ended
+		case stats.CellDelegation:
+			spec.ID2 = vals[1]
+		default:
+			spec.A, spec.B = vals[1], vals[2]
+		}
+		cell := st.Register(spec)
+		return func() { st.Unregister(cell) }
+	}
+}

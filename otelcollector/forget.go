@@ -69,11 +69,8 @@ func (c *Collector) ForgetOrchestrator(orchestratorID string) error {
 	if c.store != nil {
 		err = c.store.forget(ctx, id)
 	}
-	if c.statsRdr != nil {
-		err = errors.Join(err, c.statsRdr.forget(ctx, id))
-	}
 	if c.stats != nil {
-		c.stats.store.Forget(id)
+		err = errors.Join(err, c.stats.store.Forget(id))
 	}
 	if err != nil {
 		return fmt.Errorf("otelcollector: ForgetOrchestrator: %w", err)

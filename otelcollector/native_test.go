@@ -136,3 +136,48 @@ func BenchmarkNativeLatencyHistogram(b *testing.B) {
 		})
 	}
 }
+
+// TestNativeLatencyHistogramKeepsClassicStream: with the native stream on,
+// the classic orchestrator_message_latency_seconds stream and the counters
+// still reach a WithReader reader, with and without the aggregated stats.
+// Without the stats it failed before the identity view: a view that
+// matches an instrument replaces its default stream, and only the stats'
+// own view (stats.NoExemplarsView, gone with the stats' reader) kept it.
+func TestNativeLatencyHistogramKeepsClassicStream(t *testing.T) {
+	ctx := context.Background()
+	for _, stats := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stats=%v", stats), func(t *testing.T) {
+			rdr := sdkmetric.NewManualReader()
+			opts := []otelcollector.Option{otelcollector.WithReader(rdr), otelcollector.WithNativeLatencyHistogram()}
+			if !stats {
+				opts = append(opts, otelcollector.WithoutAggregatedStats())
+			}
+			c, err := otelcollector.New(ctx, opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			if err := c.RecordMessageLatency(ctx, "orch-1", 300*time.Millisecond); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.RecordTokenUsage(ctx, "orch-1", "m", 5); err != nil {
+				t.Fatal(err)
+			}
+			var rm metricdata.ResourceMetrics
+			if err := rdr.Collect(ctx, &rm); err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]bool{}
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					seen[m.Name] = true
+				}
+			}
+			for _, name := range []string{"orchestrator.message.latency", otelcollector.NativeLatencyName, "orchestrator.tokens.used"} {
+				if !seen[name] {
+					t.Errorf("%s not collected; got %v", name, seen)
+				}
+			}
+		})
+	}
+}

@@ -18,20 +18,13 @@ import (
 // fold into an overflow series when the user sets a tiny limit.
 const minSDKCardinalityLimit = 16
 
-// countLatencyOverflow counts a latency record made with e if it is the
-// overflow series: one comparison on the record path.
-func (c *Collector) countLatencyOverflow(e *latencyEntry) {
-	if e == c.latencySeries.overflow {
-		c.latencySeries.overflowed.Add(1)
-	}
-}
-
 // overflowSource is one metric's count of records past its cardinality
 // limit, with the options of its orchestrator_collector_overflow_total
 // series.
 type overflowSource struct {
-	n    *atomic.Int64
-	opts []metric.ObserveOption
+	metric string
+	n      *atomic.Int64
+	opts   []metric.ObserveOption
 }
 
 // overflowSources lists every metric's overflow count, in a fixed order.
@@ -60,7 +53,7 @@ func (c *Collector) overflowSources() []overflowSource {
 	}
 	out := make([]overflowSource, len(src))
 	for i, s := range src {
-		out[i] = overflowSource{n: s.n, opts: observeOptions(attribute.String(schema.KeyMetric, s.name))}
+		out[i] = overflowSource{metric: s.name, n: s.n, opts: observeOptions(attribute.String(schema.KeyMetric, s.name))}
 	}
 	return out
 }

@@ -104,6 +104,11 @@ func (c *Collector) RecordSessionEnd(ctx context.Context, orchestratorID, sessio
 }
 
 func (c *Collector) sessionStart(ctx context.Context, e *counterEntry) {
+	if !c.sessions.atomic {
+		// Before the active count: an end that sees this start's count
+		// finds the start counted (stats.Cell loads ends first).
+		e.started.Add(1)
+	}
 	e.n.Add(1)
 	c.sessions.publish(ctx, e, 1)
 }
@@ -117,6 +122,9 @@ func (c *Collector) sessionEnd(ctx context.Context, e *counterEntry) error {
 		if e.n.CompareAndSwap(n, n-1) {
 			break
 		}
+	}
+	if !c.sessions.atomic {
+		e.ended.Add(1)
 	}
 	c.sessions.publish(ctx, e, -1)
 	return nil
@@ -178,8 +186,13 @@ func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID str
 // recordLatency is the measurement shared by Collector.RecordMessageLatency
 // and Orchestrator.RecordMessageLatency, once labels and value are checked.
 func (c *Collector) recordLatency(ctx context.Context, e *latencyEntry, latency time.Duration) {
-	c.countLatencyOverflow(e)
-	c.latency.Record(ctx, latency.Seconds(), e.opts...)
+	v := latency.Seconds()
+	if e.overflow {
+		c.latencySeries.overflowed.Add(1)
+	} else if c.stats != nil {
+		e.live.Record(v)
+	}
+	c.latency.Record(ctx, v, e.opts...)
 }
 
 // RecordToolInvocation counts one invocation of toolName with its status in

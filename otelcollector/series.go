@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/wundr-io/orchestrator-otel/internal/attrcache"
+	"github.com/wundr-io/orchestrator-otel/internal/stats"
 	"github.com/wundr-io/orchestrator-otel/internal/validate"
 )
 
@@ -34,13 +35,21 @@ type series[V mortal] struct {
 	// overflowAll sends every tuple to overflow (a cardinality limit of 1).
 	overflowAll bool
 	// overflowed counts the records that went to overflow; the record path
-	// that holds the value adds to it (counter.add, countLatencyOverflow).
+	// that holds the value adds to it (counter.add, recordLatency).
 	overflowed atomic.Int64
+	// link, when set, registers a new value's live cell with the
+	// statistics before the value is cached (so that any record made with
+	// it is seen), and returns what removes the cell again if the value is
+	// not the one cached.
+	link func(vals labelValues, v V) (unlink func())
 }
 
 // mortal is a series value that ForgetOrchestrator can retire: a handle
 // holding it sees dead and binds its labels again.
-type mortal interface{ kill() }
+type mortal interface {
+	comparable
+	kill()
+}
 
 // newLimitedSeries returns series that keep limit-1 label tuples, as the SDK
 // keeps limit-1 attribute sets per instrument, and map every other tuple to
@@ -81,7 +90,15 @@ func (s *series[V]) miss(c *Collector, vals labelValues) (V, error) {
 	for i, f := range s.fields {
 		kvs[i] = attribute.String(f.key, vals[i])
 	}
-	v, cached := s.cache.Put(vals, s.build(attribute.NewSet(kvs...)))
+	built := s.build(attribute.NewSet(kvs...))
+	var unlink func()
+	if s.link != nil {
+		unlink = s.link(vals, built)
+	}
+	v, cached := s.cache.Put(vals, built)
+	if unlink != nil && (!cached || v != built) {
+		unlink() // another goroutine's value won, or the cache is full
+	}
 	if !cached {
 		return s.overflow, nil
 	}
@@ -98,6 +115,11 @@ func (s *series[V]) forget(match func(labelValues) bool) {
 type latencyEntry struct {
 	opts []metric.RecordOption
 	dead atomic.Bool
+	// overflow marks the overflow series' entry.
+	overflow bool
+	// live holds the latencies since the statistics' latest sample, which
+	// AggregatedStats reads (unless WithoutAggregatedStats).
+	live stats.LiveHist
 }
 
 func (e *latencyEntry) kill() { e.dead.Store(true) }

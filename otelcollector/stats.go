@@ -7,8 +7,8 @@ import (
 	"time"
 
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/wundr-io/orchestrator-otel/internal/schema"
 	"github.com/wundr-io/orchestrator-otel/internal/stats"
 	"github.com/wundr-io/orchestrator-otel/internal/validate"
 )
@@ -130,15 +130,18 @@ type AggregatedStats struct {
 // AggregatedStats returns what orchestratorID did in the window r, for
 // example Last(5*time.Minute) or TimeRange{Start: t0, End: t1}.
 //
-// The Collector samples its in-memory reader every 10 s and keeps the
-// history in tiers (DefaultStatsTiers: 10 s steps for 5 min, minute steps
-// for an hour, hour steps for a day; WithStatsTiers sets others), so a
-// window can reach a day back and its bounds are exact to the step of the
-// coarsest tier it needs. The reader reports only the series recorded since
-// its previous collection, so a sample costs what changed. A window ending
-// now also collects at the call, so its counts include every record made
-// before the call; that collection costs what was recorded since the
-// previous one, and concurrent callers share it (see docs/stats.md). A
+// The statistics read the Collector's own live state: each series' running
+// total (an atomic the record path adds to) and, per orchestrator, a
+// histogram of the latencies since the latest sample. No SDK reader
+// aggregates the records a second time. The Collector samples that state
+// every 10 s and keeps the history in tiers (DefaultStatsTiers: 10 s steps
+// for 5 min, minute steps for an hour, hour steps for a day;
+// WithStatsTiers sets others), so a window can reach a day back and its
+// bounds are exact to the step of the coarsest tier it needs. A window
+// ending now adds the asked orchestrator's live values since the latest
+// sample, so its counts and percentiles include every record made before
+// the call; it reads only that orchestrator's series, collects nothing, and
+// concurrent callers do not wait for one another (see docs/stats.md). A
 // window ending in the past only reads the history.
 //
 // Outcomes of unusual input:
@@ -155,8 +158,8 @@ type AggregatedStats struct {
 //   - after Close, ErrClosed.
 //
 // Records past the cardinality limit, aggregated into the overflow series,
-// carry no orchestrator and are in no orchestrator's stats. ctx bounds the
-// collection of a window ending now; it is not checked otherwise.
+// carry no orchestrator and are in no orchestrator's stats. ctx is not
+// used: nothing is collected.
 func (c *Collector) AggregatedStats(ctx context.Context, orchestratorID string, r TimeRange) (AggregatedStats, error) {
 	if c == nil {
 		return AggregatedStats{}, ErrNilHandle
@@ -193,38 +196,13 @@ func (c *Collector) AggregatedStats(ctx context.Context, orchestratorID string, 
 	return AggregatedStats(st), nil
 }
 
-// statsSampler samples the in-memory reader every resolution step into the
-// store AggregatedStats reads.
+// statsSampler samples the live state every resolution step into the store
+// AggregatedStats reads.
 type statsSampler struct {
 	store  *stats.Store
 	stop   chan struct{}
 	done   chan struct{}
 	report func(error) // the Collector's handler of errors with no caller
-}
-
-// statsDeltaSource returns the source of the statistics: what changed in
-// the Collector's statistics store since the previous collection (a delta
-// sink of it, as a delta exporter reads it), so that a sample or a query
-// ending now costs the series recorded meanwhile, not a copy of every
-// cumulative point. Asynchronous instruments (the atomic counters, the
-// Collector's own counters) come as cumulative snapshots, which
-// stats.Store compares with the previous ones.
-func statsDeltaSource(st *store) stats.Source {
-	return producerSource{st.producer(func(k sdkmetric.InstrumentKind) metricdata.Temporality {
-		if isAsync(k) {
-			return metricdata.CumulativeTemporality
-		}
-		return metricdata.DeltaTemporality
-	})}
-}
-
-// producerSource reads a Producer as a stats.Source.
-type producerSource struct{ p sdkmetric.Producer }
-
-func (s producerSource) Collect(ctx context.Context, rm *metricdata.ResourceMetrics) error {
-	sms, err := s.p.Produce(ctx)
-	rm.ScopeMetrics = sms
-	return err
 }
 
 // startStats creates the store and starts the sampler goroutine, which
@@ -236,12 +214,13 @@ func (c *Collector) startStats(cfg config) {
 	}
 	tiers := cfg.resolvedStatsTiers()
 	s := &statsSampler{
-		store:  stats.NewTiered(statsDeltaSource(c.statsRdr), tiers, now),
+		store:  stats.NewTiered(nil, tiers, now),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),
 		report: func(err error) { c.handleError("stats sampler", err) },
 	}
 	c.stats = s
+	c.linkStats(s.store)
 	tick := cfg.statsTick
 	var ticker *time.Ticker
 	if tick == nil {
@@ -280,4 +259,25 @@ func (c *Collector) stopStats() {
 	close(c.stats.stop)
 	<-c.stats.done
 	c.stats.store.Close()
+}
+
+// linkStats makes the statistics read the Collector's live values: every
+// new series of the counters and the latency histogram registers a cell
+// (stats.Cell) before it is cached, and each metric's count of records
+// that went to an overflow series is a cell of its own (the gauges'
+// rejections are not overflow records).
+func (c *Collector) linkStats(st *stats.Store) {
+	for _, k := range c.counterList {
+		k.linkStats(st)
+	}
+	c.latencySeries.link = func(vals labelValues, e *latencyEntry) func() {
+		cell := st.Register(stats.CellSpec{Kind: stats.CellLatency, ID: vals[0], Hist: &e.live, Dead: &e.dead})
+		return func() { st.Unregister(cell) }
+	}
+	for _, src := range c.overflowSources() {
+		if src.metric == schema.NodeLoad || src.metric == schema.BudgetUtilization {
+			continue
+		}
+		st.Register(stats.CellSpec{Kind: stats.CellOverflow, V: src.n})
+	}
 }

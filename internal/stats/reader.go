@@ -1,12 +1,15 @@
-// Package stats turns the cumulative collections of the Collector's
-// in-memory reader into per-orchestrator statistics over time windows.
+// Package stats turns the Collector's recording state into per-orchestrator
+// statistics over time windows.
 //
-// A Store samples the reader at each resolution step and keeps, per
+// A Store samples its live cells (live.go: the Collector's own counters and
+// per-orchestrator latency histograms) and, optionally, a Source (an SDK
+// reader such as NewReader's) at each resolution step, and keeps, per
 // orchestrator, a compact frame of what changed in the step (counter
 // increases, the latency histogram's difference) for a retention. A window's
 // statistics are the sum of the frames between the samples at or before its
 // bounds, which equals cumulative(End) - cumulative(Start); a window ending
-// at the time of the query adds a collection taken then.
+// at the time of the query adds the live cells' changes since the latest
+// sample (and a collection of the Source, if there is one).
 package stats
 
 import (

@@ -141,8 +141,9 @@ type Store struct {
 	// (for tests).
 	queuedCallers int
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	closed  bool
+	cells   []*Cell // the live cells (live.go)
 	seq     uint64
 	orchs   map[string]*orch
 	ovf     *orch // the records of every orchestrator that went to overflow series
@@ -264,6 +265,8 @@ type orch struct {
 	ptouched []int32
 	phist    acc
 	dirty    bool
+	// cells are the live cells that count for the orchestrator (live.go).
+	cells []*Cell
 }
 
 // orchTier is one orchestrator's frames in one tier.
@@ -306,6 +309,8 @@ func New(src Source, resolution, retention time.Duration, now func() time.Time) 
 
 // NewTiered returns a Store that keeps samples of src in the given tiers
 // (which CheckTiers must accept; DefaultTiers if empty); now is its clock.
+// src may be nil: the Store then reads only the cells registered with it
+// (Register), and neither Sample nor Query collects anything.
 // The caller calls Sample every step of the first tier; the coarser tiers
 // take a sample at the first of those on or after each multiple of their
 // step. NewTiered records an empty first sample at now(): the store must be
@@ -353,6 +358,10 @@ func (s *Store) Close() {
 		s.tiers[i].samples = ring[sample]{}
 	}
 	s.orchs, s.series, s.dirty, s.buf, s.delta, s.ovf = nil, nil, nil, nil, Hist{}, nil
+	for _, c := range s.cells {
+		c.at = -1
+	}
+	s.cells = nil
 }
 
 // Samples reports how many samples the first tier retains.
@@ -436,6 +445,7 @@ func (s *Store) forget(id string) {
 		return
 	}
 	delete(s.orchs, id)
+	s.forgetLive(id, o)
 	for key, sr := range s.series {
 		if sr.o != o && sr.o2 != o {
 			continue
@@ -482,6 +492,7 @@ func (s *Store) Sample(ctx context.Context) error {
 	if s.closed {
 		return ErrClosed
 	}
+	s.sampleLive()
 	t := s.now()
 	if last := s.tiers[0].latest().t; t.Before(last) {
 		t = last // a clock stepping back must not unsort the samples
@@ -519,6 +530,9 @@ func (s *Store) collect(ctx context.Context) error {
 	if closed {
 		return ErrClosed
 	}
+	if s.src == nil {
+		return nil // live cells only: Sample and Query read them
+	}
 	defer s.release()
 	if err := s.src.Collect(ctx, &s.rm); err != nil {
 		return fmt.Errorf("stats: collecting: %w", err)
@@ -537,6 +551,9 @@ func (s *Store) collect(ctx context.Context) error {
 // at a time, and every caller that arrives while it runs waits for the
 // next one, which starts when it ends and serves them all.
 func (s *Store) refresh(ctx context.Context) error {
+	if s.src == nil {
+		return nil
+	}
 	s.fmu.Lock()
 	if f := s.queued; f != nil {
 		s.queuedCallers++
@@ -1004,13 +1021,13 @@ func (tr *tier) firstFrom(seq uint64) (sample, bool) {
 // needs. A window ending in the past whose end its coarse tiers cannot reach
 // exactly ends at the latest sample they can (End says where).
 func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
-	s.mu.Lock()
+	s.mu.RLock()
 	if s.closed {
-		s.mu.Unlock()
+		s.mu.RUnlock()
 		return Stats{}, ErrClosed
 	}
 	now := s.now()
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	start, end := r.Start, r.End
 	if r.Relative {
 		start, end = now.Add(-r.Last), now
@@ -1027,8 +1044,10 @@ func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 			return Stats{}, err
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// Queries only read: they hold the lock shared, so concurrent callers
+	// do not wait for one another, only for a Sample or a registration.
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	if s.closed {
 		return Stats{}, ErrClosed
 	}
@@ -1107,13 +1126,16 @@ func (s *Store) Query(ctx context.Context, id string, r Range) (Stats, error) {
 	}
 	res.ActiveSessions = active
 	if endNow {
+		// The open step, and the live cells' changes since the latest
+		// sample: every record made before the call.
 		if o != nil {
-			res.ActiveSessions = o.active
+			res.ActiveSessions = o.active + o.addLive(&b, zeroLen)
 			if !zeroLen {
 				o.addOpen(&b)
 			}
 		}
 		if !zeroLen {
+			s.ovf.addLive(&b, false)
 			s.ovf.addOpen(&b)
 		}
 	}

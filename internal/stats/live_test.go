@@ -1,0 +1,154 @@
+package stats
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestBucketIndex: bucket j at scale s holds (2^(j·2^-s), 2^((j+1)·2^-s)],
+// exact powers of two at the top of theirs, and the index at a scale is the
+// index at a finer one shifted right (the buckets nest).
+func TestBucketIndex(t *testing.T) {
+	testCases := []struct {
+		v    float64
+		s    int32
+		want int32
+	}{
+		{1, 0, -1}, {2, 0, 0}, {3, 0, 1}, {4, 0, 1}, {0.5, 0, -2}, {0.75, 0, -1},
+		{1, 3, -1}, {2, 3, 7}, {1.0001, 3, 0},
+		{1, -1, -1}, {2, -1, 0}, {4, -1, 0}, {5, -1, 1}, {16, -2, 0}, {17, -2, 1},
+		{math.Ldexp(1, -30), 20, -30<<20 - 1},
+	}
+	for _, tc := range testCases {
+		if got := bucketIndex(tc.v, tc.s); got != tc.want {
+			t.Errorf("bucketIndex(%v, %d) = %d, want %d", tc.v, tc.s, got, tc.want)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 100_000 {
+		v := math.Exp(rng.Float64()*60 - 40) // about 4e-18 .. 1e9
+		for _, s := range []int32{20, 12, 6, 5, 1, 0, -1} {
+			j := bucketIndex(v, s)
+			lo := math.Exp2(math.Ldexp(float64(j), -int(s)))
+			hi := math.Exp2(math.Ldexp(float64(j+1), -int(s)))
+			// Allow float rounding of the bounds themselves.
+			if !(v > lo*(1-1e-12)) || !(v <= hi*(1+1e-12)) {
+				t.Fatalf("bucketIndex(%v, %d) = %d: bucket (%v, %v]", v, s, j, lo, hi)
+			}
+			if f := bucketIndex(v, 20) >> (20 - s); f != j && s <= 20 {
+				// Only a value within rounding of a bound may differ.
+				if b := math.Exp2(math.Ldexp(float64(max(f, j)), -int(s))); math.Abs(v-b) > 1e-12*v {
+					t.Fatalf("bucketIndex(%v, %d) = %d, but the scale-20 index shifted gives %d", v, s, j, f)
+				}
+			}
+		}
+	}
+}
+
+// TestLiveHistMatchesAcc: a LiveHist holds what an acc of the same values
+// holds (the scale the SDK would choose, at most HistogramMaxSize buckets),
+// for narrow and wide spreads and values that grow the buckets on both
+// sides; take empties it and the next value starts at the finest scale.
+func TestLiveHistMatchesAcc(t *testing.T) {
+	testCases := []struct {
+		name   string
+		lo, hi float64
+		n      int
+	}{
+		{"one value", 0.25, 0.25, 1},
+		{"narrow", 0.1, 0.11, 200},
+		{"three decades", 0.01, 10, 500},
+		{"six decades", 0.001, 1000, 2000},
+		{"huge", 1e-9, 1e9, 3000},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var l LiveHist
+	for _, tc := range testCases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := newAcc()
+			sum := 0.0
+			for i := range tc.n {
+				v := tc.lo * math.Exp(rng.Float64()*math.Log(tc.hi/tc.lo))
+				if i%97 == 5 {
+					v = 0
+				}
+				l.Record(v)
+				a.addTotals(1, 0, v)
+				if v == 0 {
+					a.ZeroCount++
+				} else {
+					a.addBucket(liveMaxScale, bucketIndex(v, liveMaxScale), 1)
+				}
+				sum += v
+			}
+			var got Hist
+			if !l.take(&got) {
+				t.Fatal("take: empty")
+			}
+			got.trim()
+			a.trim()
+			if got.Scale != a.Scale || got.Count != a.Count || got.ZeroCount != a.ZeroCount || got.Offset != a.Offset ||
+				len(got.Counts) != len(a.Counts) || math.Abs(got.Sum-sum) > 1e-9*sum {
+				t.Fatalf("live %+v\nacc  %+v", got, a.Hist)
+			}
+			for i := range got.Counts {
+				if got.Counts[i] != a.Counts[i] {
+					t.Fatalf("bucket %d: live %d, acc %d", int(got.Offset)+i, got.Counts[i], a.Counts[i])
+				}
+			}
+			if len(got.Counts) > HistogramMaxSize {
+				t.Errorf("%d buckets", len(got.Counts))
+			}
+			if l.take(&got) {
+				t.Error("take after take: not empty")
+			}
+		})
+	}
+	l.Record(1)
+	if l.h.Scale != liveMaxScale {
+		t.Errorf("after take, scale %d, want %d", l.h.Scale, liveMaxScale)
+	}
+}
+
+// TestLiveHistConcurrentSafe: values recorded while another goroutine
+// takes are each taken exactly once.
+func TestLiveHistConcurrentSafe(t *testing.T) {
+	var l LiveHist
+	var wg sync.WaitGroup
+	var stop atomic.Bool
+	const workers, per = 4, 20_000
+	for w := range workers {
+		wg.Go(func() {
+			for i := range per {
+				l.Record(float64(1+(i*7+w)%1000) * 1e-3)
+			}
+		})
+	}
+	var taken, inBuckets uint64
+	var h Hist
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			if l.take(&h) {
+				taken += h.Count
+				inBuckets += h.total()
+			}
+			time.Sleep(10 * time.Microsecond)
+		}
+	}()
+	wg.Wait()
+	stop.Store(true)
+	<-done
+	if l.take(&h) {
+		taken += h.Count
+		inBuckets += h.total()
+	}
+	if taken != workers*per || inBuckets != workers*per {
+		t.Errorf("taken %d values (%d in buckets), want %d", taken, inBuckets, workers*per)
+	}
+}
