@@ -222,6 +222,9 @@ func TestE2EAlertsThroughAlertmanager(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prometheus, Alertmanager and the quickstart")
 	}
+	// Its own engines and daemons on ports of their own: it runs beside
+	// the package's other end-to-end tests, which mostly wait on scrapes.
+	t.Parallel()
 	rules := testRules(t)
 	hook := &webhook{}
 	srv := httptest.NewServer(hook)

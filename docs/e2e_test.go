@@ -58,6 +58,9 @@ func TestE2EDashboardRulesAndQueries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts Prometheus and the quickstart")
 	}
+	// Its own engines and daemons on ports of their own: it runs beside
+	// the package's other end-to-end tests, which mostly wait on scrapes.
+	t.Parallel()
 	rules := absPath(t, rulesPath)
 
 	// The static checks first: they need no server.

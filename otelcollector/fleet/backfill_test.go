@@ -261,6 +261,9 @@ func TestLongWindows(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: promtool backfill and Prometheus")
 	}
+	// Its own engines and daemons on ports of their own: it runs beside
+	// the package's other end-to-end tests, which mostly wait on scrapes.
+	t.Parallel()
 	now := time.Now().UTC()
 	thisMonth := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	prevMonth := thisMonth.AddDate(0, -1, 0)

@@ -45,6 +45,9 @@ func TestNativeHistogram(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts two Prometheus servers and three daemons")
 	}
+	// Its own engines and daemons on ports of their own: it runs beside
+	// the package's other end-to-end tests, which mostly wait on scrapes.
+	t.Parallel()
 	a := startDaemon(t, "native-A", "", "FLEET_DAEMON_NATIVE=1")
 	b := startDaemon(t, "native-B", "", "FLEET_DAEMON_NATIVE=1")
 	plain := startDaemon(t, "plain", "")

@@ -372,6 +372,9 @@ func TestPullExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts Prometheus, VictoriaMetrics and three daemons")
 	}
+	// Its own engines and daemons on ports of their own: it runs beside
+	// the package's other end-to-end tests, which mostly wait on scrapes.
+	t.Parallel()
 	daemons := map[string]*daemon{}
 	var targets []string
 	for _, n := range []string{"A", "B", "C"} {

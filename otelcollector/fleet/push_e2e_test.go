@@ -22,6 +22,9 @@ func TestPushExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts the test Collector, two Prometheus servers and three daemons")
 	}
+	// Its own engines and daemons on ports of their own: it runs beside
+	// the package's other end-to-end tests, which mostly wait on scrapes.
+	t.Parallel()
 	grpc, promAddr := testpeer.ClosedAddr(t), testpeer.ClosedAddr(t)
 	scraped := enginepeer.StartPrometheus(t, enginepeer.Options{ScrapeConfigs: enginepeer.ScrapeJob("otel-collector", true, promAddr)})
 	written := enginepeer.StartPrometheus(t, enginepeer.Options{Flags: []string{"--web.enable-remote-write-receiver"}})

@@ -14,20 +14,26 @@
 //
 //	go run ./docs/prometheus/mutate docs/prometheus/rules.yml docs/prometheus/rules_test.yml docs/prometheus/rules_long_test.yml
 //
-// (make rules-mutate). A mutant is killed when any of the test files fails.
+// (make rules-mutate). A mutant is killed when any of the test files fails:
+// each mutant meets the test files one at a time, the cheapest first, and
+// the rest are not run once one fails. Mutants run on one worker per CPU.
 //
 // PROMTOOL_BIN overrides the promtool found on PATH.
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -59,54 +65,63 @@ func run(rulesPath string, testPaths []string, verbose bool) error {
 			return fmt.Errorf("promtool not found (set PROMTOOL_BIN or install Prometheus): %w", err)
 		}
 	}
-	dir, err := os.MkdirTemp("", "rules-mutate-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	// A test file names its rule files relative to itself: the copies sit
-	// beside the mutated rules.
-	testArgs := []string{"test", "rules"}
-	for _, p := range testPaths {
-		b, err := os.ReadFile(p)
-		if err != nil {
+	tests := make([][]byte, len(testPaths))
+	for i, p := range testPaths {
+		if tests[i], err = os.ReadFile(p); err != nil {
 			return err
 		}
-		dst := filepath.Join(dir, filepath.Base(p))
-		if err := os.WriteFile(dst, b, 0o644); err != nil {
+	}
+	// One directory per worker: a test file names its rule files relative
+	// to itself, so each worker's copies sit beside its mutated rules.
+	workers := min(runtime.NumCPU(), 8)
+	dirs := make([]*workDir, workers)
+	for i := range dirs {
+		if dirs[i], err = newWorkDir(promtool, rulesPath, testPaths, tests); err != nil {
 			return err
 		}
-		testArgs = append(testArgs, dst)
-	}
-	try := func(content []byte) (passed bool, out []byte, err error) {
-		if err := os.WriteFile(filepath.Join(dir, filepath.Base(rulesPath)), content, 0o644); err != nil {
-			return false, nil, err
-		}
-		if out, err := exec.Command(promtool, "check", "rules", filepath.Join(dir, filepath.Base(rulesPath))).CombinedOutput(); err != nil {
-			return false, out, fmt.Errorf("promtool check rules: %w", err)
-		}
-		out, err = exec.Command(promtool, testArgs...).CombinedOutput()
-		if _, ok := err.(*exec.ExitError); ok {
-			return false, out, nil
-		}
-		return err == nil, out, err
+		defer os.RemoveAll(dirs[i].path)
 	}
 
-	if ok, out, err := try(rules); err != nil || !ok {
-		return fmt.Errorf("the unmutated rules do not pass their tests (%v):\n%s", err, out)
+	// The unmutated rules must pass every test file; their times order the
+	// files so that a mutant meets the cheapest file first.
+	if err := dirs[0].order(rules); err != nil {
+		return err
+	}
+	for _, d := range dirs[1:] {
+		d.files = dirs[0].files
 	}
 	mutants := mutations(rules)
 	if len(mutants) == 0 {
 		return fmt.Errorf("%s: no alert to mutate", rulesPath)
 	}
+
+	// A mutant is killed by the first test file that fails; the others are
+	// not run. Which file kills it does not matter, only that one does.
+	survived := make([]bool, len(mutants))
+	errs := make([]error, len(mutants))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for _, d := range dirs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				survived[i], errs[i] = d.survives(mutants[i].content)
+			}
+		}()
+	}
+	for i := range mutants {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+
 	var survivors []string
-	for _, m := range mutants {
-		ok, out, err := try(m.content)
-		if err != nil {
-			return fmt.Errorf("mutant %s: %v\n%s", m.desc, err, out)
-		}
+	for i, m := range mutants {
 		switch {
-		case ok:
+		case errs[i] != nil:
+			return fmt.Errorf("mutant %s: %w", m.desc, errs[i])
+		case survived[i]:
 			survivors = append(survivors, m.desc)
 			fmt.Printf("SURVIVED %s\n", m.desc)
 		case verbose:
@@ -118,6 +133,88 @@ func run(rulesPath string, testPaths []string, verbose bool) error {
 		return fmt.Errorf("%d mutants survived %s", len(survivors), strings.Join(testPaths, " "))
 	}
 	return nil
+}
+
+// workDir is one worker's copy of the rules and their test files.
+type workDir struct {
+	promtool string
+	path     string
+	rules    string   // the rules file that each mutant overwrites
+	files    []string // the test files' copies, cheapest first
+}
+
+func newWorkDir(promtool, rulesPath string, testPaths []string, tests [][]byte) (*workDir, error) {
+	dir, err := os.MkdirTemp("", "rules-mutate-")
+	if err != nil {
+		return nil, err
+	}
+	d := &workDir{promtool: promtool, path: dir, rules: filepath.Join(dir, filepath.Base(rulesPath))}
+	for i, p := range testPaths {
+		dst := filepath.Join(dir, filepath.Base(p))
+		if err := os.WriteFile(dst, tests[i], 0o644); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		d.files = append(d.files, filepath.Base(p))
+	}
+	return d, nil
+}
+
+// order checks that rules pass every test file and sorts the files by the
+// time each took.
+func (d *workDir) order(rules []byte) error {
+	if err := d.write(rules); err != nil {
+		return err
+	}
+	took := map[string]time.Duration{}
+	for _, f := range d.files {
+		start := time.Now()
+		passed, out, err := d.test(f)
+		if err != nil || !passed {
+			return fmt.Errorf("the unmutated rules do not pass %s (%v):\n%s", f, err, out)
+		}
+		took[f] = time.Since(start)
+	}
+	slices.SortStableFunc(d.files, func(a, b string) int { return cmp.Compare(took[a], took[b]) })
+	return nil
+}
+
+// survives reports whether the rules in content pass every test file.
+func (d *workDir) survives(content []byte) (bool, error) {
+	if err := d.write(content); err != nil {
+		return false, err
+	}
+	for _, f := range d.files {
+		passed, out, err := d.test(f)
+		if err != nil {
+			return false, fmt.Errorf("%w\n%s", err, out)
+		}
+		if !passed {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// write replaces the rules file and checks that promtool reads it.
+func (d *workDir) write(content []byte) error {
+	if err := os.WriteFile(d.rules, content, 0o644); err != nil {
+		return err
+	}
+	if out, err := exec.Command(d.promtool, "check", "rules", d.rules).CombinedOutput(); err != nil {
+		return fmt.Errorf("promtool check rules: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// test runs promtool test rules on one test file; a failing test is
+// passed == false with a nil error.
+func (d *workDir) test(file string) (passed bool, out []byte, err error) {
+	out, err = exec.Command(d.promtool, "test", "rules", filepath.Join(d.path, file)).CombinedOutput()
+	if _, ok := err.(*exec.ExitError); ok {
+		return false, out, nil
+	}
+	return err == nil, out, err
 }
 
 type mutant struct {
