@@ -14,15 +14,17 @@
 //
 //	go run ./docs/prometheus/mutate docs/prometheus/rules.yml docs/prometheus/rules_test.yml docs/prometheus/rules_long_test.yml
 //
-// (make rules-mutate). A mutant is killed when any of the test files fails:
-// each mutant meets the test files one at a time, the cheapest first, and
-// the rest are not run once one fails. Mutants run on one worker per CPU.
+// (make rules-mutate). A mutant is killed when any of the test files fails.
+// To be quick without changing that verdict, each mutant meets the test
+// files one at a time, in the order given, and the rest are not run once
+// one fails; and of each file it runs only the test items that name its
+// alert or read ALERTS (an item that cannot see the alert passes as it did
+// on the unmutated rules). Mutants run on one worker per CPU.
 //
 // PROMTOOL_BIN overrides the promtool found on PATH.
 package main
 
 import (
-	"cmp"
 	"flag"
 	"fmt"
 	"os"
@@ -81,14 +83,14 @@ func run(rulesPath string, testPaths []string, verbose bool) error {
 		}
 		defer os.RemoveAll(dirs[i].path)
 	}
-
-	// The unmutated rules must pass every test file; their times order the
-	// files so that a mutant meets the cheapest file first.
-	if err := dirs[0].order(rules); err != nil {
+	// The unmutated rules must pass every test file, whole.
+	if err := dirs[0].write(rules); err != nil {
 		return err
 	}
-	for _, d := range dirs[1:] {
-		d.files = dirs[0].files
+	for i, f := range dirs[0].files {
+		if passed, out, err := dirs[0].test(f.name, tests[i]); err != nil || !passed {
+			return fmt.Errorf("the unmutated rules do not pass %s (%v):\n%s", testPaths[i], err, out)
+		}
 	}
 	mutants := mutations(rules)
 	if len(mutants) == 0 {
@@ -97,7 +99,7 @@ func run(rulesPath string, testPaths []string, verbose bool) error {
 
 	// A mutant is killed by the first test file that fails; the others are
 	// not run. Which file kills it does not matter, only that one does.
-	survived := make([]bool, len(mutants))
+	killer := make([]string, len(mutants)) // the test file that killed it; "" if it survived
 	errs := make([]error, len(mutants))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -106,7 +108,7 @@ func run(rulesPath string, testPaths []string, verbose bool) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				survived[i], errs[i] = d.survives(mutants[i].content)
+				killer[i], errs[i] = d.killer(mutants[i])
 			}
 		}()
 	}
@@ -121,11 +123,11 @@ func run(rulesPath string, testPaths []string, verbose bool) error {
 		switch {
 		case errs[i] != nil:
 			return fmt.Errorf("mutant %s: %w", m.desc, errs[i])
-		case survived[i]:
+		case killer[i] == "":
 			survivors = append(survivors, m.desc)
 			fmt.Printf("SURVIVED %s\n", m.desc)
 		case verbose:
-			fmt.Printf("killed   %s\n", m.desc)
+			fmt.Printf("killed   %s (by %s)\n", m.desc, killer[i])
 		}
 	}
 	fmt.Printf("%d of %d mutants killed\n", len(mutants)-len(survivors), len(mutants))
@@ -139,8 +141,16 @@ func run(rulesPath string, testPaths []string, verbose bool) error {
 type workDir struct {
 	promtool string
 	path     string
-	rules    string   // the rules file that each mutant overwrites
-	files    []string // the test files' copies, cheapest first
+	rules    string // the rules file that each mutant overwrites
+	files    []testFile
+}
+
+// testFile is one test file, split so that a mutant of one alert runs only
+// the test items that can see that alert.
+type testFile struct {
+	name  string // base name, as the copy in each work directory
+	whole []byte
+	split *splitTests // nil when the file's layout is not the one split understands
 }
 
 func newWorkDir(promtool, rulesPath string, testPaths []string, tests [][]byte) (*workDir, error) {
@@ -150,50 +160,33 @@ func newWorkDir(promtool, rulesPath string, testPaths []string, tests [][]byte) 
 	}
 	d := &workDir{promtool: promtool, path: dir, rules: filepath.Join(dir, filepath.Base(rulesPath))}
 	for i, p := range testPaths {
-		dst := filepath.Join(dir, filepath.Base(p))
-		if err := os.WriteFile(dst, tests[i], 0o644); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-		d.files = append(d.files, filepath.Base(p))
+		d.files = append(d.files, testFile{name: filepath.Base(p), whole: tests[i], split: split(tests[i])})
 	}
 	return d, nil
 }
 
-// order checks that rules pass every test file and sorts the files by the
-// time each took.
-func (d *workDir) order(rules []byte) error {
-	if err := d.write(rules); err != nil {
-		return err
+// killer returns the first test file that the mutant fails, or "" if it
+// passes every one (it survived). The files are tried in the order given.
+func (d *workDir) killer(m mutant) (string, error) {
+	if err := d.write(m.content); err != nil {
+		return "", err
 	}
-	took := map[string]time.Duration{}
 	for _, f := range d.files {
-		start := time.Now()
-		passed, out, err := d.test(f)
-		if err != nil || !passed {
-			return fmt.Errorf("the unmutated rules do not pass %s (%v):\n%s", f, err, out)
+		content := f.whole
+		if f.split != nil {
+			if content = f.split.forAlert(m.alert); content == nil {
+				continue // no item of this file can see the alert
+			}
 		}
-		took[f] = time.Since(start)
-	}
-	slices.SortStableFunc(d.files, func(a, b string) int { return cmp.Compare(took[a], took[b]) })
-	return nil
-}
-
-// survives reports whether the rules in content pass every test file.
-func (d *workDir) survives(content []byte) (bool, error) {
-	if err := d.write(content); err != nil {
-		return false, err
-	}
-	for _, f := range d.files {
-		passed, out, err := d.test(f)
+		passed, out, err := d.test(f.name, content)
 		if err != nil {
-			return false, fmt.Errorf("%w\n%s", err, out)
+			return "", fmt.Errorf("%w\n%s", err, out)
 		}
 		if !passed {
-			return false, nil
+			return f.name, nil
 		}
 	}
-	return true, nil
+	return "", nil
 }
 
 // write replaces the rules file and checks that promtool reads it.
@@ -207,10 +200,84 @@ func (d *workDir) write(content []byte) error {
 	return nil
 }
 
-// test runs promtool test rules on one test file; a failing test is
-// passed == false with a nil error.
-func (d *workDir) test(file string) (passed bool, out []byte, err error) {
-	out, err = exec.Command(d.promtool, "test", "rules", filepath.Join(d.path, file)).CombinedOutput()
+// splitTests is a promtool test file cut into the part before its test
+// items (rule_files, evaluation_interval, group_eval_order, ending with
+// the tests: line) and the items themselves.
+type splitTests struct {
+	header string
+	items  []string
+}
+
+var (
+	testsLine = regexp.MustCompile(`^tests:\s*$`)
+	itemLine  = regexp.MustCompile(`^(\s+)- `)
+)
+
+// split cuts a test file whose last top-level key is tests:, or returns nil
+// (the file is then always run whole).
+func split(content []byte) *splitTests {
+	lines := strings.SplitAfter(string(content), "\n")
+	at := slices.IndexFunc(lines, func(l string) bool { return testsLine.MatchString(l) })
+	if at < 0 {
+		return nil
+	}
+	st := &splitTests{header: strings.Join(lines[:at+1], "")}
+	indent := ""
+	var cur strings.Builder
+	for _, l := range lines[at+1:] {
+		trimmed := strings.TrimSpace(l)
+		if trimmed != "" && !strings.HasPrefix(trimmed, "#") && l[0] != ' ' {
+			return nil // another top-level key after tests:
+		}
+		if m := itemLine.FindStringSubmatch(l); m != nil && (indent == "" || m[1] == indent) {
+			indent = m[1]
+			if cur.Len() > 0 {
+				st.items = append(st.items, cur.String())
+				cur.Reset()
+			}
+		}
+		if indent != "" {
+			cur.WriteString(l)
+		}
+	}
+	if cur.Len() > 0 {
+		st.items = append(st.items, cur.String())
+	}
+	if len(st.items) == 0 {
+		return nil
+	}
+	return st
+}
+
+// forAlert returns the test file with only the items that name alert or
+// read ALERTS, or nil if there is none. A mutant changes only its own
+// alert, so every other item gives what it gave on the unmutated rules:
+// it passes, and leaving it out changes no verdict.
+func (st *splitTests) forAlert(alert string) []byte {
+	word := regexp.MustCompile(`\b` + regexp.QuoteMeta(alert) + `\b|\bALERTS\b`)
+	var b strings.Builder
+	for _, it := range st.items {
+		if word.MatchString(it) {
+			if b.Len() == 0 {
+				b.WriteString(st.header)
+			}
+			b.WriteString(it)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return []byte(b.String())
+}
+
+// test writes content as the test file named file and runs promtool test
+// rules on it; a failing test is passed == false with a nil error.
+func (d *workDir) test(file string, content []byte) (passed bool, out []byte, err error) {
+	path := filepath.Join(d.path, file)
+	if err := os.WriteFile(path, content, 0o644); err != nil {
+		return false, nil, err
+	}
+	out, err = exec.Command(d.promtool, "test", "rules", path).CombinedOutput()
 	if _, ok := err.(*exec.ExitError); ok {
 		return false, out, nil
 	}
@@ -218,6 +285,7 @@ func (d *workDir) test(file string) (passed bool, out []byte, err error) {
 }
 
 type mutant struct {
+	alert   string // the alert it changes
 	desc    string
 	content []byte
 }
@@ -237,8 +305,8 @@ var (
 // site is one place a mutation can be applied: the byte range
 // [start, end) of line, replaced by repl.
 type site struct {
-	line, start, end int
-	repl, desc       string
+	line, start, end  int
+	repl, desc, alert string
 }
 
 // mutations finds every alert of the rules file and returns a mutant for
@@ -259,7 +327,7 @@ func mutations(rules []byte) []mutant {
 		for j := i + 1; j < end; j++ {
 			if fm := forLine.FindStringSubmatchIndex(lines[j]); fm != nil {
 				if d, err := parseDuration(lines[j][fm[4]:fm[5]]); err == nil {
-					sites = append(sites, site{j, fm[4], fm[5], formatDuration(d * 3 / 2), fmt.Sprintf("%s: for %s lengthened by half", name, lines[j][fm[4]:fm[5]])})
+					sites = append(sites, site{j, fm[4], fm[5], formatDuration(d * 3 / 2), fmt.Sprintf("%s: for %s lengthened by half", name, lines[j][fm[4]:fm[5]]), name})
 				}
 			}
 			em := exprLine.FindStringSubmatchIndex(lines[j])
@@ -286,7 +354,7 @@ func mutations(rules []byte) []mutant {
 		copy(changed, lines)
 		l := changed[s.line]
 		changed[s.line] = l[:s.start] + s.repl + l[s.end:]
-		out = append(out, mutant{desc: s.desc, content: []byte(strings.Join(changed, "\n"))})
+		out = append(out, mutant{alert: s.alert, desc: s.desc, content: []byte(strings.Join(changed, "\n"))})
 	}
 	return out
 }
@@ -304,13 +372,13 @@ func exprSites(name string, k int, line string) []site {
 			continue
 		}
 		out = append(out, site{k, m[4], m[5], strconv.FormatFloat(v*1.5, 'g', -1, 64),
-			fmt.Sprintf("%s: threshold %s %s raised by half", name, code[m[2]:m[3]], code[m[4]:m[5]])})
+			fmt.Sprintf("%s: threshold %s %s raised by half", name, code[m[2]:m[3]], code[m[4]:m[5]]), name})
 	}
 	for _, m := range greater.FindAllStringIndex(code, -1) {
 		if m[1] < len(code) && code[m[1]] == '=' {
 			continue
 		}
-		out = append(out, site{k, m[0], m[1], ">=", fmt.Sprintf("%s: > made >= in %q", name, strings.TrimSpace(code))})
+		out = append(out, site{k, m[0], m[1], ">=", fmt.Sprintf("%s: > made >= in %q", name, strings.TrimSpace(code)), name})
 	}
 	for _, re := range []*regexp.Regexp{window, offset} {
 		for _, m := range re.FindAllStringSubmatchIndex(code, -1) {
@@ -319,7 +387,7 @@ func exprSites(name string, k int, line string) []site {
 				continue
 			}
 			out = append(out, site{k, m[2], m[3], formatDuration(d / 2),
-				fmt.Sprintf("%s: %s halved in %q", name, code[m[0]:m[1]], strings.TrimSpace(code))})
+				fmt.Sprintf("%s: %s halved in %q", name, code[m[0]:m[1]], strings.TrimSpace(code)), name})
 		}
 	}
 	return out

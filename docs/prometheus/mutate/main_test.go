@@ -93,3 +93,66 @@ func TestDurations(t *testing.T) {
 		}
 	}
 }
+
+const sampleTests = `rule_files:
+  - rules.yml
+tests:
+  # A comment of the first item.
+  - interval: 1m
+    alert_rule_test:
+      - alertname: A
+  - interval: 1m
+    promql_expr_test:
+      - expr: count(ALERTS)
+  - interval: 1m
+    alert_rule_test:
+      - alertname: AB
+`
+
+// TestSplitTests: a mutant of alert A runs only the items that name A (as a
+// word, not AB) or read ALERTS; a file whose layout split does not know is
+// run whole.
+func TestSplitTests(t *testing.T) {
+	st := split([]byte(sampleTests))
+	if st == nil || len(st.items) != 3 {
+		t.Fatalf("split = %+v, want 3 items", st)
+	}
+	testCases := []struct {
+		alert string
+		want  []string // the items kept, by a line each contains
+		drop  []string
+	}{
+		{"A", []string{"alertname: A\n", "count(ALERTS)"}, []string{"alertname: AB"}},
+		{"AB", []string{"alertname: AB", "count(ALERTS)"}, []string{"alertname: A\n"}},
+		{"C", []string{"count(ALERTS)"}, []string{"alertname: A\n", "alertname: AB"}},
+	}
+	for _, tc := range testCases {
+		got := string(st.forAlert(tc.alert))
+		if !strings.HasPrefix(got, "rule_files:\n  - rules.yml\ntests:\n") {
+			t.Errorf("forAlert(%s) lost the header:\n%s", tc.alert, got)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("forAlert(%s) lacks %q:\n%s", tc.alert, w, got)
+			}
+		}
+		for _, d := range tc.drop {
+			if strings.Contains(got, d) {
+				t.Errorf("forAlert(%s) keeps %q:\n%s", tc.alert, d, got)
+			}
+		}
+	}
+	noAlerts := strings.Replace(sampleTests, "count(ALERTS)", "up", 1)
+	if got := split([]byte(noAlerts)).forAlert("C"); got != nil {
+		t.Errorf("forAlert(C) with no item that can see it = %q, want nil", got)
+	}
+	for _, bad := range []string{
+		"rule_files: [rules.yml]\n",               // no tests:
+		sampleTests + "evaluation_interval: 1m\n", // a key after tests:
+		"tests:\n# only a comment\n",              // no item
+	} {
+		if st := split([]byte(bad)); st != nil {
+			t.Errorf("split(%q) = %+v, want nil (run whole)", bad, st)
+		}
+	}
+}
