@@ -11,15 +11,26 @@ TEST_P    ?= 4
 # never part of ./... .
 SUBMODULES := $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
 
-.PHONY: test unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate fleet-scale
+.PHONY: test test-go test-grafanacheck unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate fleet-scale
 
 ## test: lint, every test with -race (real Prometheus and Collector included),
-## a smoke run of the benchmarks and of each fuzz target. go test's own vet
-## pass is off where lint has already run the whole of go vet.
-test: lint collector
+## a smoke run of the benchmarks and of each fuzz target, and the rules'
+## mutation check. The steps are independent and run at once (TEST_JOBS of
+## them; each one's output is printed whole when it ends): the end-to-end
+## tests spend most of their time waiting on their peers, and the other
+## steps use the cores meanwhile. go test's own vet pass is off where lint
+## has already run the whole of go vet.
+TEST_JOBS ?= 6
+test: collector
+	$(MAKE) -j$(TEST_JOBS) --output-sync=target test-go lint rules-mutate fuzz-smoke bench-smoke test-grafanacheck
+
+## test-go: every package's tests with -race.
+test-go:
 	$(GO) test -race -count=1 -p $(TEST_P) -vet=off $(PKGS)
+
+## test-grafanacheck: the dashboard checks, a module of its own.
+test-grafanacheck:
 	cd internal/grafanacheck && $(GO) vet ./... && $(GO) test -race -count=1 ./...
-	$(MAKE) bench-smoke fuzz-smoke rules-mutate
 
 ## unit: the fast tests, no peers.
 unit:
@@ -76,8 +87,11 @@ bench-stats:
 ## bench-smoke: every benchmark and sub-benchmark run once (b.N = 1); not a
 ## timing. It covers exactly the statements that 100x did (compared with
 ## -coverpkg=./...), in a third of the time.
+## Only the packages that have benchmarks: go test would build and link a
+## test binary for every other package only to run nothing.
+BENCH_PKGS = $(addprefix ./,$(sort $(dir $(shell git grep -l '^func Benchmark' -- '*_test.go' $(addprefix ':!',$(SUBMODULES))))))
 bench-smoke:
-	$(GO) test -vet=off -run '^$$' -bench . -benchtime=1x -short $(PKGS)
+	$(GO) test -vet=off -run '^$$' -bench . -benchtime=1x -short $(BENCH_PKGS)
 
 ## fuzz-smoke / fuzz: each fuzz target for a bounded time.
 fuzz-smoke:
