@@ -11,7 +11,7 @@ TEST_P    ?= 4
 # never part of ./... .
 SUBMODULES := $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
 
-.PHONY: test test-go test-grafanacheck unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate fleet-scale
+.PHONY: test test-go test-grafanacheck test-background unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate fleet-scale
 
 ## test: lint, every test with -race (real Prometheus and Collector included),
 ## a smoke run of the benchmarks and of each fuzz target, and the rules'
@@ -20,9 +20,15 @@ SUBMODULES := $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
 ## tests spend most of their time waiting on their peers, and the other
 ## steps use the cores meanwhile. go test's own vet pass is off where lint
 ## has already run the whole of go vet.
+## The checks that only use CPU (fuzzing, the benchmarks' smoke run, the
+## rules' mutants) run at a lower priority, so that the end-to-end tests,
+## the longest path, get a core when their peers answer.
 TEST_JOBS ?= 6
 test: collector
-	$(MAKE) -j$(TEST_JOBS) --output-sync=target test-go lint rules-mutate fuzz-smoke bench-smoke test-grafanacheck
+	$(MAKE) -j$(TEST_JOBS) --output-sync=target test-go lint test-grafanacheck test-background
+
+test-background:
+	nice -n 10 $(MAKE) -j3 --output-sync=target rules-mutate fuzz-smoke bench-smoke
 
 ## test-go: every package's tests with -race.
 test-go:
