@@ -28,7 +28,7 @@ test: collector
 	$(MAKE) -j$(TEST_JOBS) --output-sync=target test-go lint test-grafanacheck test-background
 
 test-background:
-	nice -n 10 $(MAKE) -j3 --output-sync=target rules-mutate fuzz-smoke bench-smoke
+	nice -n 10 $(MAKE) -j$(if $(filter 1,$(TEST_JOBS)),1,3) --output-sync=target rules-mutate fuzz-smoke bench-smoke
 
 ## test-go: every package's tests with -race.
 test-go:
