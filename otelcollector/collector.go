@@ -64,7 +64,7 @@ type Collector struct {
 	counterList                                     []*counter
 
 	latency       metric.Float64Histogram
-	latencySeries *series[*latencyEntry]
+	latencySeries *series[orchKey, *latencyEntry]
 
 	gauges gaugeState
 	regs   []metric.Registration // callbacks, unregistered by Close
@@ -206,7 +206,7 @@ func (c *Collector) createInstruments(cfg config, recReaders bool) error {
 	}
 
 	limit := cfg.cardinalityLimit
-	c.latencySeries = newLimitedSeries(limit, newLatencyEntry, field{schema.KeyOrchestratorID, "orchestratorID"})
+	c.latencySeries = newLimitedSeries[orchKey](limit, newLatencyEntry, field{schema.KeyOrchestratorID, "orchestratorID"})
 	c.latencySeries.overflow.overflow = true
 	c.gauges.init(limit)
 

@@ -78,7 +78,7 @@ type counter struct {
 	atomic bool
 	spec   counterSpec
 	sync   adder
-	series *series[*counterEntry]
+	series *series[labelValues, *counterEntry]
 }
 
 // add adds n to series e.
@@ -245,7 +245,7 @@ func newCounter(m metric.Meter, cfg config, s counterSpec) (*counter, error) {
 	if k.atomic {
 		build = newAtomicEntry
 	}
-	k.series = newLimitedSeries(cfg.cardinalityLimit, build, s.fields...)
+	k.series = newLimitedSeries[labelValues](cfg.cardinalityLimit, build, s.fields...)
 	k.series.overflow.overflow = true
 	return k, nil
 }

@@ -55,11 +55,11 @@ func bound[V interface {
 	*E
 	mortal
 	isDead() bool
-}, E any](c *Collector, s *series[V], p *atomic.Pointer[E], vals labelValues) (V, error) {
+}, E any, K seriesKey](c *Collector, s *series[K, V], p *atomic.Pointer[E], k K) (V, error) {
 	if e := V(p.Load()); e != nil && !e.isDead() {
 		return e, nil
 	}
-	e, err := s.get(c, vals)
+	e, err := s.get(c, k)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (o *Orchestrator) RecordMessageLatency(ctx context.Context, latency time.Du
 		c.leave(slot)
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
-	e, err := bound(c, c.latencySeries, &o.latency, labelValues{o.id})
+	e, err := bound(c, c.latencySeries, &o.latency, orchKey(o.id))
 	if err != nil {
 		c.leave(slot)
 		return err

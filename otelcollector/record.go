@@ -170,7 +170,7 @@ func (c *Collector) RecordMessageLatency(ctx context.Context, orchestratorID str
 		c.leave(slot)
 		return c.reject(validate.NegativeValue, "latency", latency)
 	}
-	e, err := c.latencySeries.get(c, labelValues{orchestratorID})
+	e, err := c.latencySeries.get(c, orchKey(orchestratorID))
 	if err != nil {
 		c.leave(slot)
 		return err

@@ -17,18 +17,33 @@ type field struct {
 	key, param string
 }
 
-// labelValues is the cache key: up to three label values, unused slots empty.
-// A fixed array keeps the key comparable without building a string.
-type labelValues = [3]string
+// labelValues is the cache key of the counters: up to three label values,
+// unused slots empty. A fixed array keeps the key comparable without
+// building a string.
+type labelValues [3]string
+
+func (k labelValues) labels() labelValues { return k }
+
+// orchKey is the cache key of a series with the orchestrator ID as its only
+// label (the latency histogram): one string to hash instead of three.
+type orchKey string
+
+func (k orchKey) labels() labelValues { return labelValues{string(k)} }
+
+// seriesKey is a cache key: it gives the label values it stands for.
+type seriesKey interface {
+	comparable
+	labels() labelValues
+}
 
 // series holds, per label tuple of one instrument, the value the record path
 // passes to the SDK (an option slice, or an entry with state of its own).
 // Labels are validated only on a cache miss: a tuple in the cache has passed
 // validation before.
-type series[V mortal] struct {
+type series[K seriesKey, V mortal] struct {
 	fields []field
 	build  func(attribute.Set) V
-	cache  *attrcache.Cache[labelValues, V]
+	cache  *attrcache.Cache[K, V]
 	// overflow is returned for every tuple past the cache limit instead of
 	// a value built per call.
 	overflow V
@@ -57,11 +72,11 @@ type mortal interface {
 // (otel.metric.overflow=true). The export is the same as if the SDK had
 // folded the tuples itself, but the Collector knows which records overflowed
 // and builds nothing per call past the limit.
-func newLimitedSeries[V mortal](limit int, build func(attribute.Set) V, fields ...field) *series[V] {
-	return &series[V]{
+func newLimitedSeries[K seriesKey, V mortal](limit int, build func(attribute.Set) V, fields ...field) *series[K, V] {
+	return &series[K, V]{
 		fields:      fields,
 		build:       build,
-		cache:       attrcache.New[labelValues, V](max(limit-1, 1)),
+		cache:       attrcache.New[K, V](max(limit-1, 1)),
 		overflow:    build(recordOverflowSet),
 		overflowAll: limit <= 1,
 	}
@@ -69,15 +84,16 @@ func newLimitedSeries[V mortal](limit int, build func(attribute.Set) V, fields .
 
 // get returns the value for vals, validating and building it on first use.
 // Past the cache limit it returns the overflow value.
-func (s *series[V]) get(c *Collector, vals labelValues) (V, error) {
-	if v, ok := s.cache.Get(vals); ok {
+func (s *series[K, V]) get(c *Collector, k K) (V, error) {
+	if v, ok := s.cache.Get(k); ok {
 		return v, nil
 	}
-	return s.miss(c, vals)
+	return s.miss(c, k)
 }
 
-func (s *series[V]) miss(c *Collector, vals labelValues) (V, error) {
+func (s *series[K, V]) miss(c *Collector, k K) (V, error) {
 	var zero V
+	vals := k.labels()
 	for i, f := range s.fields {
 		if r := validate.Label(vals[i]); r != validate.OK {
 			return zero, c.reject(r, f.param, vals[i])
@@ -95,7 +111,7 @@ func (s *series[V]) miss(c *Collector, vals labelValues) (V, error) {
 	if s.link != nil {
 		unlink = s.link(vals, built)
 	}
-	v, cached := s.cache.Put(vals, built)
+	v, cached := s.cache.Put(k, built)
 	if unlink != nil && (!cached || v != built) {
 		unlink() // another goroutine's value won, or the cache is full
 	}
@@ -107,8 +123,8 @@ func (s *series[V]) miss(c *Collector, vals labelValues) (V, error) {
 
 // forget removes every tuple that match accepts, which frees its slot, and
 // retires its value.
-func (s *series[V]) forget(match func(labelValues) bool) {
-	s.cache.DeleteFunc(func(k labelValues, _ V) bool { return match(k) }, V.kill)
+func (s *series[K, V]) forget(match func(labelValues) bool) {
+	s.cache.DeleteFunc(func(k K, _ V) bool { return match(k.labels()) }, V.kill)
 }
 
 // latencyEntry is one series of the latency histogram.
