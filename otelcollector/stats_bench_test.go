@@ -314,15 +314,20 @@ func BenchmarkStatsSampleCPU(b *testing.B) {
 //   - recorders=2: two goroutines record throughout (tokens, latencies and
 //     tool calls of random orchestrators); p50-ns and p99-ns are the
 //     percentiles of the calls' wall time; B/op includes what the
-//     recorders allocate meanwhile (the SDK re-creates a series' delta
-//     state at its first record after a collection);
+//     recorders allocate meanwhile (nothing once their series exist);
 //   - recorders=0/changes=N: N records of random series are made between
-//     calls with the timer stopped, so B/op and allocs/op are the call's own.
+//     calls with the timer stopped, so B/op and allocs/op are the call's own;
+//   - orchestrators=100/recorders=0/changes=0: the same query with a tenth
+//     of the series in the process, to show that its cost does not grow
+//     with the other orchestrators' series.
 func BenchmarkAggregatedStatsNow(b *testing.B) {
-	setup := func(b *testing.B) (*Collector, []string) {
+	setup := func(b *testing.B, orchs ...int) (*Collector, []string) {
 		clk := &fakeClock{t: statsT0}
 		c := newBenchCollector(b, clk)
 		ids := benchOrchIDs()
+		if len(orchs) > 0 {
+			ids = ids[:orchs[0]]
+		}
 		benchStep(b, c, ids, rand.New(rand.NewPCG(4, 4)), 0)
 		sampleAt(b, c, clk, statsT0.Add(10*time.Second))
 		clk.set(statsT0.Add(15 * time.Second))
@@ -357,7 +362,7 @@ func BenchmarkAggregatedStatsNow(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			t0 := time.Now()
-			st, err := c.AggregatedStats(ctx, ids[i%benchOrchs], Last(5*time.Minute))
+			st, err := c.AggregatedStats(ctx, ids[i%len(ids)], Last(5*time.Minute))
 			lat = append(lat, time.Since(t0))
 			if err != nil || st.Messages == 0 {
 				b.Fatal(st, err)
@@ -368,9 +373,10 @@ func BenchmarkAggregatedStatsNow(b *testing.B) {
 		wg.Wait()
 		reportPercentiles(b, lat)
 	})
-	for _, changes := range []int{0, 100, 1000} {
-		b.Run(fmt.Sprintf("orchestrators=1000/recorders=0/changes=%d", changes), func(b *testing.B) {
-			c, ids := setup(b)
+	for _, bc := range []struct{ orchs, changes int }{{1000, 0}, {1000, 100}, {1000, 1000}, {100, 0}} {
+		changes := bc.changes
+		b.Run(fmt.Sprintf("orchestrators=%d/recorders=0/changes=%d", bc.orchs, changes), func(b *testing.B) {
+			c, ids := setup(b, bc.orchs)
 			rng := rand.New(rand.NewPCG(6, 6))
 			b.ReportAllocs()
 			var lat []time.Duration
@@ -382,7 +388,7 @@ func BenchmarkAggregatedStatsNow(b *testing.B) {
 				}
 				b.StartTimer()
 				t0 := time.Now()
-				st, err := c.AggregatedStats(ctx, ids[i%benchOrchs], Last(5*time.Minute))
+				st, err := c.AggregatedStats(ctx, ids[i%len(ids)], Last(5*time.Minute))
 				lat = append(lat, time.Since(t0))
 				if err != nil || st.Messages == 0 {
 					b.Fatal(st, err)
