@@ -30,10 +30,12 @@ const levelDebug = slog.LevelDebug
 // methods are safe for concurrent use.
 //
 // It runs two MeterProviders. The recording provider holds the instruments
-// the record methods write to; its store reader and statistics reader have
-// delta temporality, so the SDK drops its state of a series at each
-// collection and the Collector's stores (store.go) keep the cumulative
-// state, which ForgetOrchestrator can delete from. The export provider
+// the record methods write to; its store reader has delta temporality, so
+// the SDK drops its state of a series at each collection and the
+// Collector's store (store.go) keeps the cumulative state, which
+// ForgetOrchestrator can delete from. The statistics behind AggregatedStats
+// read no SDK reader: they read the Collector's own live state of each
+// series (stats.go). The export provider
 // holds no synchronous instrument: the readers of exporters that implement
 // ProducerExporter are registered there and read the store as a Producer,
 // beside the observable instruments (gauges, the Collector's own counters,
@@ -81,8 +83,8 @@ type Collector struct {
 }
 
 // New creates a Collector: its MeterProviders with the given readers and
-// exporters plus an in-memory reader, and the eight instruments. With no
-// exporter New still works; records then reach only the in-memory reader.
+// exporters, the eight instruments and the in-process statistics. With no
+// exporter New still works; records then reach only the statistics.
 //
 // New fails if an option is invalid, if ctx is already done, or if an
 // instrument cannot be created; it does not contact any backend, so an

@@ -188,10 +188,10 @@ func WithErrorHandler(f func(error)) Option {
 }
 
 // WithoutAggregatedStats turns the in-process statistics off, for daemons
-// that never call AggregatedStats: the Collector then registers no
-// in-memory reader and runs no sampler goroutine, so a record pays only for
-// the readers of its exporters, and AggregatedStats returns an error
-// wrapping ErrStatsDisabled. WithStatsResolution and WithStatsRetention are
+// that never call AggregatedStats: the Collector then keeps no history nor
+// per-orchestrator latency histogram and runs no sampler goroutine, so a
+// record pays only for the readers of its exporters, and AggregatedStats
+// returns an error wrapping ErrStatsDisabled. WithStatsResolution and WithStatsRetention are
 // then ignored. By default the statistics are on.
 func WithoutAggregatedStats() Option {
 	return optionFunc(func(c config) config {

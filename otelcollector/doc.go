@@ -122,8 +122,10 @@
 // Collector.Orchestrator and then Orchestrator.Model, Tool, SessionType or
 // ErrorType; the handles skip the lookup. By default each counter record is
 // one SDK measurement per reader of the recording MeterProvider: the
-// Collector's store (when an exporter reads it), its statistics reader
-// (unless WithoutAggregatedStats) and each WithReader reader; WithAtomicCounters makes counter records a single
+// Collector's store (when an exporter reads it) and each WithReader reader;
+// the statistics behind AggregatedStats add no SDK measurement (they read
+// the series' running totals, one atomic add, and a per-orchestrator
+// latency histogram). WithAtomicCounters makes counter records a single
 // atomic add, read by observable instruments at collection, with the same
 // cumulative export. docs/benchmarks.md has the measurements.
 //

@@ -33,7 +33,7 @@ func DefaultStatsTiers() []StatsTier {
 }
 
 // WithStatsTiers sets the resolutions of the history behind
-// AggregatedStats, finest first. The Collector samples its in-memory reader
+// AggregatedStats, finest first. The Collector samples its live state
 // every Step of the first tier; each coarser tier takes the first of those
 // samples on or after each multiple of its own Step (aligned to the clock's
 // zero, so an hour tier samples on the hour), and sums the finer tier's

@@ -437,14 +437,29 @@ func bucketIndex(v float64, s int32) int32 {
 	}
 	// v = 2^(exp-1) · 2frac with 2frac in (1, 2); rounding must not carry
 	// the index into the next power of two.
-	k := min(int32(math.Log(2*frac)*scaleFactors[s]), int32(1)<<s-1)
+	k := min(int32(log2Mantissa(2*frac)*float64(int32(1)<<s)), int32(1)<<s-1)
 	return int32(exp-1)<<s + k
 }
 
-// scaleFactors[s] is 2^s / ln 2: log2(x)·2^s = ln(x)·scaleFactors[s].
-var scaleFactors = func() (f [liveMaxScale + 1]float64) {
-	for s := range f {
-		f[s] = math.Ldexp(1/math.Ln2, s)
+// log2Mantissa returns log2(m) for m in [1, 2), within 1e-12 (math.Log
+// took half of a Record). m is split as m_i·(1+r) with m_i = 1 + i/256 from
+// the top 8 bits of its fraction, so that r < 2^-8 and four terms of
+// ln(1+r) = r - r²/2 + r³/3 - r⁴/4 leave an error below r⁵/5 < 2e-13;
+// m - m_i is exact. At scale 20 that misplaces only a value within a
+// millionth of a bucket's width of its bound.
+func log2Mantissa(m float64) float64 {
+	i := math.Float64bits(m) >> 44 & 0xff
+	r := (m - mantissaSteps[i]) * mantissaInverse[i]
+	ln := r * (1 - r*(0.5-r*(1.0/3-r*0.25)))
+	return mantissaLog2[i] + ln*(1/math.Ln2)
+}
+
+// The tables of log2Mantissa: m_i = 1 + i/256, 1/m_i and log2(m_i).
+var mantissaSteps, mantissaInverse, mantissaLog2 = func() (steps, inv, lg [256]float64) {
+	for i := range steps {
+		steps[i] = 1 + float64(i)/256
+		inv[i] = 1 / steps[i]
+		lg[i] = math.Log2(steps[i])
 	}
-	return f
+	return steps, inv, lg
 }()

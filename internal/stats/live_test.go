@@ -49,6 +49,25 @@ func TestBucketIndex(t *testing.T) {
 	}
 }
 
+// TestLog2Mantissa: the table and series log2 agrees with math.Log2 within
+// 1e-12 over [1, 2), including both ends of every table step.
+func TestLog2Mantissa(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	check := func(m float64) {
+		if d := math.Abs(log2Mantissa(m) - math.Log2(m)); d > 1e-12 {
+			t.Fatalf("log2Mantissa(%v) = %v, math.Log2 %v (diff %g)", m, log2Mantissa(m), math.Log2(m), d)
+		}
+	}
+	for i := range 256 {
+		lo := 1 + float64(i)/256
+		check(lo)
+		check(math.Nextafter(lo+1.0/256, 0))
+	}
+	for range 1_000_000 {
+		check(1 + rng.Float64())
+	}
+}
+
 // TestLiveHistMatchesAcc: a LiveHist holds what an acc of the same values
 // holds (the scale the SDK would choose, at most HistogramMaxSize buckets),
 // for narrow and wide spreads and values that grow the buckets on both
@@ -151,4 +170,28 @@ func TestLiveHistConcurrentSafe(t *testing.T) {
 	if taken != workers*per || inBuckets != workers*per {
 		t.Errorf("taken %d values (%d in buckets), want %d", taken, inBuckets, workers*per)
 	}
+}
+
+// BenchmarkLiveHistRecord is the record path's cost of the statistics for
+// one latency: a LiveHist.Record of values spread over 10 ms .. 10 s (the
+// buckets exist after the first pass), and of one repeated value.
+func BenchmarkLiveHistRecord(b *testing.B) {
+	vals := make([]float64, 1024)
+	for i := range vals {
+		vals[i] = 0.01 * math.Pow(1000, float64(i)/float64(len(vals)))
+	}
+	b.Run("values=spread", func(b *testing.B) {
+		var l LiveHist
+		i := 0
+		for b.Loop() {
+			l.Record(vals[i&1023])
+			i++
+		}
+	})
+	b.Run("values=one", func(b *testing.B) {
+		var l LiveHist
+		for b.Loop() {
+			l.Record(0.3)
+		}
+	})
 }
