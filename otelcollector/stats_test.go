@@ -533,9 +533,9 @@ func TestStatsSamplerTicks(t *testing.T) {
 // consistent in itself: totals equal the sums of their breakdowns, the
 // rates are computed from the returned counts, active sessions stay within
 // what the workers can hold open; totals of the whole run never go down,
-// and once the workers stop they are exact. (The SDK reads one instrument
-// after another, so a record made during a collection may be in one
-// instrument's counts and not yet in another's; it is in both at the next.)
+// and once the workers stop they are exact. (The cells are read one
+// after another, so a record made during a sample or a query may be in one
+// series' counts and not yet in another's; it is in both at the next.)
 func TestAggregatedStatsConcurrentSafe(t *testing.T) {
 	ctx := context.Background()
 	clk := &fakeClock{t: statsT0}
@@ -617,5 +617,84 @@ func TestAggregatedStatsConcurrentSafe(t *testing.T) {
 	}
 	if got := slices.Sorted(maps.Keys(st.TokensByModel)); len(got) != 3 {
 		t.Errorf("models %v, want 3", got)
+	}
+}
+
+// TestAggregatedStatsNowSeesReturnedRecordsConcurrentSafe: a window ending
+// now counts every record that returned before the call, in both counter
+// modes, while other goroutines record, the sampler runs and other
+// queries run: each recorder publishes how many of its records have
+// returned, and a query must count at least that many.
+func TestAggregatedStatsNowSeesReturnedRecordsConcurrentSafe(t *testing.T) {
+	for _, mode := range []struct {
+		name string
+		opts []Option
+	}{{"synchronous", nil}, {"atomic", []Option{WithAtomicCounters()}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx := context.Background()
+			clk := &fakeClock{t: statsT0}
+			tick := make(chan time.Time)
+			c := newStatsCollector(t, clk, append([]Option{withStatsClock(clk.now, tick), WithStatsResolution(time.Second)}, mode.opts...)...)
+			const recorders, rounds = 3, 2000
+			var returned [recorders]atomic.Int64
+			var wg, readers sync.WaitGroup
+			var stop atomic.Bool
+			for w := range recorders {
+				wg.Go(func() {
+					for range rounds {
+						if err := c.RecordTokenUsage(ctx, "orch-0", gtModels[w], 1); err != nil {
+							t.Error(err)
+							return
+						}
+						if err := c.RecordMessageLatency(ctx, "orch-0", time.Millisecond); err != nil {
+							t.Error(err)
+							return
+						}
+						if err := c.RecordSessionStart(ctx, "orch-0", gtSessionTypes[w%2]); err != nil {
+							t.Error(err)
+							return
+						}
+						returned[w].Add(1)
+					}
+				})
+			}
+			readers.Go(func() {
+				for i := 1; !stop.Load(); i++ {
+					clk.set(statsT0.Add(time.Duration(i) * time.Second))
+					tick <- time.Time{}
+				}
+			})
+			for range 2 {
+				readers.Go(func() {
+					for !stop.Load() {
+						var before int64
+						for w := range recorders {
+							before += returned[w].Load()
+						}
+						st, err := c.AggregatedStats(ctx, "orch-0", TimeRange{})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if st.TotalTokens < before || st.Messages < before || st.SessionsStarted < before || st.ActiveSessions < before {
+							t.Errorf("%d records had returned before the call; stats count %d tokens, %d messages, %d starts, %d active",
+								before, st.TotalTokens, st.Messages, st.SessionsStarted, st.ActiveSessions)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			stop.Store(true)
+			readers.Wait()
+			st, err := c.AggregatedStats(ctx, "orch-0", TimeRange{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			const n = recorders * rounds
+			if st.TotalTokens != n || st.Messages != n || st.SessionsStarted != n || st.ActiveSessions != n {
+				t.Errorf("final stats %+v, want %d of each", st, n)
+			}
+		})
 	}
 }
