@@ -278,6 +278,9 @@ func TestLongWindows(t *testing.T) {
 	sp := histSpec{orchs: 100, daemons: 2, detailed: 3, step: 6 * time.Hour, start: start.Truncate(6 * time.Hour), end: end.Truncate(6 * time.Hour), seed: 30}
 	h, prom := backfill(t, sp)
 	c := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`))
+	// The same windows through the grid: these windows hold few enough
+	// samples to be read raw at once by default.
+	grid := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithWholeBudget(0))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -295,48 +298,50 @@ func TestLongWindows(t *testing.T) {
 	}
 	for _, w := range windows {
 		for _, id := range []string{"orch-0000", "orch-0001", "orch-0002", "orch-0050", "orch-0099"} {
-			r, s, e := w.r()
-			var got otelcollector.AggregatedStats
-			var err error
-			began := time.Now()
-			peak := peakHeap(func() { got, err = c.AggregatedStats(ctx, id, r) })
-			took := time.Since(began)
-			if err != nil {
-				t.Fatalf("%s %s: %v", w.name, id, err)
-			}
-			t.Logf("%s %s: %v, peak client heap %.1f MiB", w.name, id, took.Round(time.Millisecond), float64(peak)/(1<<20))
-			if got.Truncated {
-				t.Errorf("%s %s: Truncated, but the engine keeps 400 days", w.name, id)
-			}
-			// Last's own clock differs from s, e by microseconds; the
-			// samples are on whole hours, far from either edge.
-			check := func(name string, got int64, field string) {
-				if want := h.want(id, field, s, e); got != want {
-					t.Errorf("%s %s: %s = %d, want %d", w.name, id, name, got, want)
+			for path, c := range map[string]*fleet.Client{"raw": c, "grid": grid} {
+				r, s, e := w.r()
+				var got otelcollector.AggregatedStats
+				var err error
+				began := time.Now()
+				peak := peakHeap(func() { got, err = c.AggregatedStats(ctx, id, r) })
+				took := time.Since(began)
+				if err != nil {
+					t.Fatalf("%s %s (%s): %v", w.name, id, path, err)
 				}
-			}
-			check("TotalTokens", got.TotalTokens, "tokens")
-			check("Messages", got.Messages, "messages")
-			check("ToolInvocations", got.ToolInvocations, "tools")
-			check("Errors", got.Errors, "errors")
-			if got.Messages > 0 {
-				// The estimate lies in the bucket holding the true rank.
-				les := []string{"0.1", "0.5", "1", "2", "5", "10", "+Inf"}
-				rank := int64(math.Ceil(0.95 * float64(got.Messages)))
-				lo := 0.0
-				for _, le := range les {
-					hi := math.Inf(1)
-					if le != "+Inf" {
-						hi, _ = strconv.ParseFloat(le, 64)
+				t.Logf("%s %s (%s): %v, peak client heap %.1f MiB", w.name, id, path, took.Round(time.Millisecond), float64(peak)/(1<<20))
+				if got.Truncated {
+					t.Errorf("%s %s (%s): Truncated, but the engine keeps 400 days", w.name, id, path)
+				}
+				// Last's own clock differs from s, e by microseconds; the
+				// samples are on whole hours, far from either edge.
+				check := func(name string, got int64, field string) {
+					if want := h.want(id, field, s, e); got != want {
+						t.Errorf("%s %s (%s): %s = %d, want %d", w.name, id, path, name, got, want)
 					}
-					n := h.want(id, "le="+strconv.FormatFloat(hi, 'g', -1, 64), s, e)
-					if n >= rank {
-						if p := got.P95Latency.Seconds(); p < lo-1e-9 || p > hi+1e-9 {
-							t.Errorf("%s %s: P95 %v not in (%v, %v]", w.name, id, got.P95Latency, lo, hi)
+				}
+				check("TotalTokens", got.TotalTokens, "tokens")
+				check("Messages", got.Messages, "messages")
+				check("ToolInvocations", got.ToolInvocations, "tools")
+				check("Errors", got.Errors, "errors")
+				if got.Messages > 0 {
+					// The estimate lies in the bucket holding the true rank.
+					les := []string{"0.1", "0.5", "1", "2", "5", "10", "+Inf"}
+					rank := int64(math.Ceil(0.95 * float64(got.Messages)))
+					lo := 0.0
+					for _, le := range les {
+						hi := math.Inf(1)
+						if le != "+Inf" {
+							hi, _ = strconv.ParseFloat(le, 64)
 						}
-						break
+						n := h.want(id, "le="+strconv.FormatFloat(hi, 'g', -1, 64), s, e)
+						if n >= rank {
+							if p := got.P95Latency.Seconds(); p < lo-1e-9 || p > hi+1e-9 {
+								t.Errorf("%s %s (%s): P95 %v not in (%v, %v]", w.name, id, path, got.P95Latency, lo, hi)
+							}
+							break
+						}
+						lo = hi
 					}
-					lo = hi
 				}
 			}
 		}

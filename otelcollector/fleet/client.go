@@ -35,6 +35,7 @@ type Client struct {
 	rawMax   time.Duration // the longest interval read from raw samples
 	grid     int64         // intervals per grid
 	budget   float64       // the most raw samples a zoom reads at once
+	whole    float64       // the most raw samples a window is read with at once
 }
 
 var _ otelcollector.StatsSource = (*Client)(nil)
@@ -81,6 +82,7 @@ type config struct {
 	rawMax     time.Duration
 	grid       int64
 	budget     float64
+	whole      float64
 }
 
 // WithSelector adds label matchers to every query, for example
@@ -231,7 +233,7 @@ func validHeaderName(s string) bool {
 // and contacts nothing: a daemon can start while its engine is down. A bad
 // address or option gives an error wrapping otelcollector.ErrInvalidOption.
 func New(addr string, opts ...Option) (*Client, error) {
-	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4, rawMax: rawMax, grid: gridIntervals, budget: rawBudget}
+	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4, rawMax: rawMax, grid: gridIntervals, budget: rawBudget, whole: wholeBudget}
 	for _, o := range opts {
 		if o != nil {
 			cfg = o.apply(cfg)
@@ -285,6 +287,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 		rawMax:   cfg.rawMax,
 		grid:     cfg.grid,
 		budget:   cfg.budget,
+		whole:    cfg.whole,
 	}
 	if c.now == nil {
 		c.now = time.Now

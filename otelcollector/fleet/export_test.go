@@ -37,3 +37,12 @@ var (
 	ParsePromRetention = parsePromRetention
 	PromRetentionFlags = promRetentionFlags
 )
+
+// WithWholeBudget is a test hook: the most raw samples a window may hold to
+// be read raw at once (0: always through the grid).
+func WithWholeBudget(n float64) Option {
+	return optionFunc(func(c config) config {
+		c.whole = n
+		return c
+	})
+}

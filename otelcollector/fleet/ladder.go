@@ -162,8 +162,24 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	}
 	b := max(chooseStep(end.Sub(start), cs.c.grid), minBaseline)
 	q := cs.tagged(all, []string{"last_over_time"}, b, nil)
-	vec, err := cs.c.instant(ctx, q, start)
-	if err != nil {
+	// The baseline and, concurrently, the number of raw samples in the
+	// window: few enough, and they are read at once instead of through the
+	// grid.
+	var vec model.Vector
+	var samples []float64 // per family; nil: not counted
+	g, gctx := newGroup(ctx, 2)
+	g.Go(func() (err error) {
+		vec, err = cs.c.instant(gctx, q, start)
+		return err
+	})
+	whole := cs.c.whole
+	if whole > 0 {
+		g.Go(func() (err error) {
+			samples, err = cs.count(gctx, all, start, end)
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return err
 	}
 	for _, s := range vec {
@@ -177,7 +193,57 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 		ser := cs.get(fi, s.Metric)
 		ser.prev, ser.hasPrev = float64(s.Value), true
 	}
-	return cs.walk(ctx, all, start, end, nil)
+	if samples == nil {
+		return cs.walk(ctx, all, start, end, nil)
+	}
+	// Only the families with samples in the window are read.
+	var fis []int
+	total := 0.0
+	for fi, n := range samples {
+		if n > 0 {
+			fis = append(fis, fi)
+			total += n
+		}
+	}
+	if len(fis) == 0 {
+		return nil
+	}
+	if total <= whole {
+		return cs.raw(ctx, fis, start, end, nil)
+	}
+	return cs.walk(ctx, fis, start, end, nil)
+}
+
+// wholeBudget is the most raw samples a window may hold to be read raw at
+// once, without the grid.
+const wholeBudget = 100000
+
+// count returns, per family, the number of raw samples in the window
+// (a, b] (and at a, on Prometheus), by one instant query of
+// sum(count_over_time) per family, joined by or.
+func (cs *counters) count(ctx context.Context, fis []int, a, b time.Time) ([]float64, error) {
+	var parts []string
+	for _, i := range fis {
+		parts = append(parts, fmt.Sprintf(`label_replace(sum(count_over_time(%s[%s])), %q, %q, "", "")`,
+			cs.sels[i], promDuration(b.Sub(a)), tagFamily, strconv.Itoa(i)))
+	}
+	q := strings.Join(parts, " or ")
+	vec, err := cs.c.instant(ctx, q, b)
+	if err != nil {
+		return nil, err
+	}
+	n := make([]float64, len(cs.fams))
+	for _, s := range vec {
+		fi, _, err := cs.tags(q, s.Metric)
+		if err != nil {
+			return nil, err
+		}
+		if !finite(s.Value) {
+			return nil, cs.c.engineErr(q, fmt.Errorf("sample count %v", s.Value))
+		}
+		n[fi] += float64(s.Value)
+	}
+	return n, nil
 }
 
 func (cs *counters) tags(q string, m model.Metric) (int, string, error) {
@@ -245,38 +311,51 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 		aggs[k] = map[int]map[string]*agg{}
 	}
 	fns := []string{"last_over_time", "min_over_time", "resets", "count_over_time"}
+	// One query per family and grid part (the range query of the full
+	// intervals, an instant query per partial interval at an edge): the
+	// engine evaluates the parts of one query in turn, and the cost of or
+	// grows with the series on its left.
+	type part struct {
+		q     string
+		m     model.Matrix
+		fixed int // the interval of an instant query; -1 for the range query
+	}
+	var parts []*part
 	g, gctx := newGroup(ctx, cs.c.parallel)
-	results := make([]model.Matrix, len(ivs)+1)
 	var full []int
 	for k, iv := range ivs {
 		if iv.full {
 			full = append(full, k)
-			continue
 		}
-		k, iv := k, iv
-		q := cs.tagged(fis, fns, iv.hi.Sub(iv.lo), only)
-		g.Go(func() error {
-			vec, err := cs.c.instant(gctx, q, iv.hi)
-			if err != nil {
-				return err
-			}
-			m := make(model.Matrix, 0, len(vec))
-			for _, s := range vec {
-				m = append(m, &model.SampleStream{Metric: s.Metric, Values: []model.SamplePair{{Timestamp: s.Timestamp, Value: s.Value}}})
-			}
-			results[k] = m
-			return nil
-		})
 	}
-	var rangeQ string
-	if len(full) > 0 {
-		rangeQ = cs.tagged(fis, fns, step, only)
-		r := v1.Range{Start: ivs[full[0]].hi, End: ivs[full[len(full)-1]].hi, Step: step}
-		g.Go(func() error {
-			m, err := cs.c.rangeQuery(gctx, rangeQ, r)
-			results[len(ivs)] = m
-			return err
-		})
+	for _, fi := range fis {
+		for k, iv := range ivs {
+			if iv.full {
+				continue
+			}
+			p := &part{q: cs.tagged([]int{fi}, fns, iv.hi.Sub(iv.lo), only), fixed: k}
+			parts = append(parts, p)
+			g.Go(func() error {
+				vec, err := cs.c.instant(gctx, p.q, iv.hi)
+				if err != nil {
+					return err
+				}
+				p.m = make(model.Matrix, 0, len(vec))
+				for _, s := range vec {
+					p.m = append(p.m, &model.SampleStream{Metric: s.Metric, Values: []model.SamplePair{{Timestamp: s.Timestamp, Value: s.Value}}})
+				}
+				return nil
+			})
+		}
+		if len(full) > 0 {
+			p := &part{q: cs.tagged([]int{fi}, fns, step, only), fixed: -1}
+			parts = append(parts, p)
+			r := v1.Range{Start: ivs[full[0]].hi, End: ivs[full[len(full)-1]].hi, Step: step}
+			g.Go(func() (err error) {
+				p.m, err = cs.c.rangeQuery(gctx, p.q, r)
+				return err
+			})
+		}
 	}
 	if err := g.Wait(); err != nil {
 		return err
@@ -332,17 +411,12 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 		}
 		return nil
 	}
-	for k, iv := range ivs {
-		if !iv.full {
-			if err := put(cs.tagged(fis, fns, iv.hi.Sub(iv.lo), only), results[k], k); err != nil {
-				return err
-			}
+	for _, p := range parts {
+		if err := put(p.q, p.m, p.fixed); err != nil {
+			return err
 		}
+		p.m = nil
 	}
-	if err := put(rangeQ, results[len(ivs)], -1); err != nil {
-		return err
-	}
-	results = nil
 
 	var jobs []zoomJob
 	for k, iv := range ivs {

@@ -28,20 +28,20 @@ func (c *Client) Orchestrators(ctx context.Context, r otelcollector.TimeRange) (
 	}
 	w := end.Sub(start)
 	b := max(w, minBaseline)
+	// Per selector, one expression: a series changed inside the window, or
+	// its last value in the window differs from its value at Start (0 for a
+	// series first seen in the window, so that it counts if above zero).
 	var parts []string
 	add := func(sel, relabel string) {
-		x := func(e string) string {
-			if relabel == "" {
-				return e
-			}
-			return fmt.Sprintf(`label_replace(%s, "orchestrator_id", "$1", %q, "(.+)")`, e, relabel)
-		}
 		d, bd := promDuration(w), promDuration(b)
-		parts = append(parts,
-			x("changes("+sel+"["+d+"]) > 0"),
-			x("(last_over_time("+sel+"["+d+"]) != last_over_time("+sel+"["+bd+"] offset "+d+"))"),
-			x("(last_over_time("+sel+"["+d+"]) > 0 unless last_over_time("+sel+"["+bd+"] offset "+d+"))"),
-		)
+		last := "last_over_time(" + sel + "[" + d + "])"
+		e := fmt.Sprintf("count by (orchestrator_id) ((changes(%s[%s]) > 0) or (%s != (last_over_time(%s[%s] offset %s) or %s * 0)))",
+			sel, d, last, sel, bd, d, last)
+		if relabel != "" {
+			e = fmt.Sprintf(`count by (orchestrator_id) (label_replace((changes(%s[%s]) > 0) or (%s != (last_over_time(%s[%s] offset %s) or %s * 0)), "orchestrator_id", "$1", %q, "(.+)"))`,
+				sel, d, last, sel, bd, d, last, relabel)
+		}
+		parts = append(parts, e)
 	}
 	for _, m := range []string{mTokens, mLatency + "_count", mTools, mErrors} {
 		add(selector(m, []string{`orchestrator_id!=""`}, c.selector), "")
@@ -50,12 +50,7 @@ func (c *Client) Orchestrators(ctx context.Context, r otelcollector.TimeRange) (
 	add(selector(mDelegations, []string{`to_orchestrator!=""`}, c.selector), "to_orchestrator")
 	var q strings.Builder
 	q.WriteString("count by (orchestrator_id) (")
-	for i, p := range parts {
-		if i > 0 {
-			q.WriteString(" or ")
-		}
-		fmt.Fprintf(&q, "count by (orchestrator_id) (%s)", p)
-	}
+	q.WriteString(strings.Join(parts, " or "))
 	q.WriteString(")")
 	vec, err := c.instant(ctx, q.String(), end)
 	if err != nil {

@@ -387,12 +387,13 @@ func TestPullExact(t *testing.T) {
 	r := newFleetRun(t, []*enginepeer.Engine{prom, vm}, daemons)
 	r.play()
 	r.check(fleet.WithSelector(`job="orchestrator-daemon"`))
-	// The same answers through the grid of last/min/resets (the path of
+	// The windows hold few samples, so the default reads them raw at once;
+	// the same answers through the grid of last/min/resets (the path of
 	// long windows), with the resets found inside grid intervals.
-	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond))
+	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithWholeBudget(0))
 	// Grid intervals of a few scrapes: resets inside an interval, found by
 	// resets() and walked again.
-	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithGridIntervals(3), fleet.WithRawBudget(0))
+	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithGridIntervals(3), fleet.WithRawBudget(0), fleet.WithWholeBudget(0))
 }
 
 func nativeOption() otelcollector.Option { return otelcollector.WithNativeLatencyHistogram() }
