@@ -279,8 +279,14 @@ func TestLongWindows(t *testing.T) {
 	h, prom := backfill(t, sp)
 	c := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`))
 	// The same windows through the grid: these windows hold few enough
-	// samples to be read raw at once by default.
+	// samples to be read raw by default.
 	grid := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithWholeBudget(0))
+	// Through the grid of last/min/resets, its zooms sized from the window's
+	// sample counts (the path of windows of more than 250,000 samples).
+	counted := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithWholeBudget(1))
+	// Raw, in queries of at most 100 samples: instances grouped, and an
+	// instance with more read in consecutive time slices.
+	chunked := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithChunkBudget(100))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -298,7 +304,7 @@ func TestLongWindows(t *testing.T) {
 	}
 	for _, w := range windows {
 		for _, id := range []string{"orch-0000", "orch-0001", "orch-0002", "orch-0050", "orch-0099"} {
-			for path, c := range map[string]*fleet.Client{"raw": c, "grid": grid} {
+			for path, c := range map[string]*fleet.Client{"raw": c, "grid": grid, "grid sized by counts": counted, "raw in slices": chunked} {
 				r, s, e := w.r()
 				var got otelcollector.AggregatedStats
 				var err error

@@ -35,7 +35,8 @@ type Client struct {
 	rawMax   time.Duration // the longest interval read from raw samples
 	grid     int64         // intervals per grid
 	budget   float64       // the most raw samples a zoom reads at once
-	whole    float64       // the most raw samples a window is read with at once
+	whole    float64       // the most raw samples a window is read raw with
+	chunk    float64       // the most raw samples one query of that reads
 }
 
 var _ otelcollector.StatsSource = (*Client)(nil)
@@ -83,6 +84,7 @@ type config struct {
 	grid       int64
 	budget     float64
 	whole      float64
+	chunk      float64
 }
 
 // WithSelector adds label matchers to every query, for example
@@ -233,7 +235,7 @@ func validHeaderName(s string) bool {
 // and contacts nothing: a daemon can start while its engine is down. A bad
 // address or option gives an error wrapping otelcollector.ErrInvalidOption.
 func New(addr string, opts ...Option) (*Client, error) {
-	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4, rawMax: rawMax, grid: gridIntervals, budget: rawBudget, whole: wholeBudget}
+	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4, rawMax: rawMax, grid: gridIntervals, budget: rawBudget, whole: wholeBudget, chunk: chunkBudget}
 	for _, o := range opts {
 		if o != nil {
 			cfg = o.apply(cfg)
@@ -288,6 +290,7 @@ func New(addr string, opts ...Option) (*Client, error) {
 		grid:     cfg.grid,
 		budget:   cfg.budget,
 		whole:    cfg.whole,
+		chunk:    cfg.chunk,
 	}
 	if c.now == nil {
 		c.now = time.Now

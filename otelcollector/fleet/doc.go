@@ -22,15 +22,17 @@
 //
 // # Cost
 //
-// A call sends a bounded number of queries: one for the window's start,
-// up to three for its grid of at most 16 intervals (one range query, two
-// instant queries for the partial intervals at the edges), one for the
-// sessions gauge and up to two for the native histogram; each interval
-// holding a counter reset adds the same again, at a finer grid and for the
-// restarted daemons (instances) only, until the interval is at most 10
-// minutes long and its raw samples are read. The
-// engine reads the raw samples of the window; the client holds one grid at
-// a time, so its memory does not grow with the window's length.
+// A call sends a bounded number of queries: two for the window's start
+// and its sample counts, one for the sessions gauge and up to two for the
+// native histogram; then, for a window of at most 250,000 raw samples, one
+// raw read per family (more for larger windows, at most 100,000 samples
+// each); for a larger window, one range query and up to two instant
+// queries per family for its grid of at most 16 intervals, and, for each
+// interval holding a counter reset, a raw read of the restarted daemons
+// (instances) in it (or a finer grid first, when the interval holds many
+// samples). The engine reads the raw samples of the window; the client holds
+// a bounded number of points at a time, so its memory does not grow with the
+// window's length.
 //
 // # Retention
 //

@@ -39,10 +39,20 @@ var (
 )
 
 // WithWholeBudget is a test hook: the most raw samples a window may hold to
-// be read raw at once (0: always through the grid).
+// be read raw instead of through the grid (0: always through the grid).
 func WithWholeBudget(n float64) Option {
 	return optionFunc(func(c config) config {
 		c.whole = n
+		return c
+	})
+}
+
+// WithChunkBudget is a test hook: the most raw samples one raw query of a
+// window read raw reads (instances grouped up to it, an instance above it
+// read in time slices).
+func WithChunkBudget(n float64) Option {
+	return optionFunc(func(c config) config {
+		c.chunk = max(n, 1)
 		return c
 	})
 }

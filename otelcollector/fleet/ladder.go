@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,29 +17,38 @@ import (
 
 // The exact increase of a set of counters over (Start, End] is computed
 // without increase() or rate(), whose extrapolation differs between
-// engines and is never an exact count. Only last_over_time, min_over_time
-// and resets are used, which Prometheus and VictoriaMetrics evaluate alike
-// on the raw samples inside a range:
+// engines and is never an exact count. Only last_over_time, min_over_time,
+// resets, count_over_time and raw range selections are used, which
+// Prometheus and VictoriaMetrics evaluate alike on the raw samples inside a
+// range:
 //
-//  1. baseline: last_over_time(x[B]) at Start, B = max(step, 1h): the value
-//     each series had when the window opened (none: it counts from zero);
-//  2. a grid of at most gridIntervals (16) intervals over the window, aligned to
-//     multiples of the step: for each interval, last_over_time,
-//     min_over_time and resets of every series, in one range query;
-//  3. interval by interval, per series: an interval with no reset (resets
-//     is 0 and its minimum is not below the previous value) adds last −
-//     previous (or last, for a series first seen in it); any other
-//     interval is walked again, recursively, with a grid of its own, and
-//     once it is no longer than rawMax or holds at most rawBudget samples
-//     (count_over_time, a fourth function of the grid), from its raw samples, where a
-//     sample below the previous one counts from zero. The engines differ
-//     at the edges of a range (Prometheus 2 includes its start;
-//     VictoriaMetrics' min_over_time can see the sample before it), and
-//     the raw samples settle every such case.
+//  1. concurrently: the baseline, last_over_time(x[B]) at Start,
+//     B = max(step, 1h): the value each series had when the window opened
+//     (none: it counts from zero); and the window's raw samples per family
+//     and instance, sum by (instance) (count_over_time(x[w])) at End. A
+//     family without samples in the window is not read further;
+//  2. at most wholeBudget (250,000) samples: they are read raw, in queries
+//     of at most chunkBudget (100,000) samples (instances grouped up to it,
+//     an instance with more in consecutive time slices), where a sample
+//     below the previous one counts from zero;
+//  3. more: a grid of at most gridIntervals (16) intervals over the window,
+//     aligned to multiples of the step: for each interval, last_over_time,
+//     min_over_time and resets of every series, one range query per
+//     family. Interval by interval, per series: an interval with no reset
+//     (resets is 0 and its minimum is not below the previous value) adds
+//     last − previous (or last, for a series first seen in it); any other
+//     interval is walked again, for the restarted daemons (instances) only,
+//     recursively, with a grid of its own (which counts its samples with
+//     count_over_time), and once it is no longer than rawMax or holds at
+//     most rawBudget samples (estimated from step 1's counts), from its raw
+//     samples: one query for the families that differ only in their metric
+//     name ({__name__=~"..."}). The engines differ at the edges of a range
+//     (Prometheus 2 includes its start; VictoriaMetrics' min_over_time can
+//     see the sample before it), and the raw samples settle every such case.
 //
 // The engine reads the raw samples; the client holds at most one grid
-// (families × series × gridIntervals points) or one short raw interval at a
-// time, so memory does not grow with the window.
+// (families × series × gridIntervals points) or a bounded number of raw
+// samples at a time, so memory does not grow with the window.
 const (
 	tagFamily     = "fleet_m"
 	tagFunc       = "fleet_fn"
@@ -68,6 +78,9 @@ type counters struct {
 	fams []family
 	sels []string
 	st   []map[string]*series
+	// rate is, per family and instance, the raw samples per millisecond of
+	// the window (from count); nil: unknown, and the grid counts them.
+	rate []map[string]float64
 }
 
 func (c *Client) newCounters(fams []family) *counters {
@@ -166,7 +179,7 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	// window: few enough, and they are read at once instead of through the
 	// grid.
 	var vec model.Vector
-	var samples []float64 // per family; nil: not counted
+	var samples []map[string]float64 // per family and instance; nil: not counted
 	g, gctx := newGroup(ctx, 2)
 	g.Go(func() (err error) {
 		vec, err = cs.c.instant(gctx, q, start)
@@ -199,32 +212,51 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	// Only the families with samples in the window are read.
 	var fis []int
 	total := 0.0
-	for fi, n := range samples {
-		if n > 0 {
-			fis = append(fis, fi)
+	for fi, byInst := range samples {
+		for _, n := range byInst {
 			total += n
+		}
+		if len(byInst) > 0 {
+			fis = append(fis, fi)
 		}
 	}
 	if len(fis) == 0 {
 		return nil
 	}
 	if total <= whole {
-		return cs.raw(ctx, fis, start, end, nil)
+		return cs.stream(ctx, samples, start, end)
+	}
+	ms := float64(end.Sub(start).Milliseconds())
+	cs.rate = make([]map[string]float64, len(samples))
+	for fi, byInst := range samples {
+		cs.rate[fi] = map[string]float64{}
+		for inst, n := range byInst {
+			cs.rate[fi][inst] = n / ms
+		}
 	}
 	return cs.walk(ctx, fis, start, end, nil)
 }
 
-// wholeBudget is the most raw samples a window may hold to be read raw at
-// once, without the grid.
-const wholeBudget = 100000
+// wholeBudget is the most raw samples a window may hold to be read raw
+// (in queries of at most chunkBudget samples each) instead of through the
+// grid. Reading a raw sample costs the engine about what one grid function
+// costs it (the grid evaluates three per sample), plus its transfer and
+// decoding by the client (about 4 µs a sample here, both sides together);
+// past this the grid, which transfers only its points and the raw samples
+// of the restarted daemons around their restarts, is used.
+const wholeBudget = 250_000
 
-// count returns, per family, the number of raw samples in the window
-// (a, b] (and at a, on Prometheus), by one instant query of
-// sum(count_over_time) per family, joined by or.
-func (cs *counters) count(ctx context.Context, fis []int, a, b time.Time) ([]float64, error) {
+// chunkBudget is the most raw samples one query of stream reads (about 5
+// MiB of client heap while it is decoded).
+const chunkBudget = 100_000
+
+// count returns, per family and instance, the number of raw samples in the
+// window (a, b] (and at a, on Prometheus), by one instant query of
+// sum by (instance) (count_over_time) per family, joined by or.
+func (cs *counters) count(ctx context.Context, fis []int, a, b time.Time) ([]map[string]float64, error) {
 	var parts []string
 	for _, i := range fis {
-		parts = append(parts, fmt.Sprintf(`label_replace(sum(count_over_time(%s[%s])), %q, %q, "", "")`,
+		parts = append(parts, fmt.Sprintf(`label_replace(sum by (instance) (count_over_time(%s[%s])), %q, %q, "", "")`,
 			cs.sels[i], promDuration(b.Sub(a)), tagFamily, strconv.Itoa(i)))
 	}
 	q := strings.Join(parts, " or ")
@@ -232,7 +264,10 @@ func (cs *counters) count(ctx context.Context, fis []int, a, b time.Time) ([]flo
 	if err != nil {
 		return nil, err
 	}
-	n := make([]float64, len(cs.fams))
+	n := make([]map[string]float64, len(cs.fams))
+	for i := range n {
+		n[i] = map[string]float64{}
+	}
 	for _, s := range vec {
 		fi, _, err := cs.tags(q, s.Metric)
 		if err != nil {
@@ -241,9 +276,89 @@ func (cs *counters) count(ctx context.Context, fis []int, a, b time.Time) ([]flo
 		if !finite(s.Value) {
 			return nil, cs.c.engineErr(q, fmt.Errorf("sample count %v", s.Value))
 		}
-		n[fi] += float64(s.Value)
+		if s.Value > 0 {
+			n[fi][string(s.Metric["instance"])] += float64(s.Value)
+		}
 	}
 	return n, nil
+}
+
+// stream reads the raw samples of (a, b] of every family with samples,
+// in queries of at most c.chunk samples: the instances of a family are
+// grouped up to that many samples, and an instance with more is read in
+// that many consecutive time slices, one after the other. The groups run
+// concurrently (WithMaxConcurrentQueries), each on a copy of its family's
+// previous values; their deltas are added at the end.
+func (cs *counters) stream(ctx context.Context, samples []map[string]float64, a, b time.Time) error {
+	type job struct {
+		fi     int
+		only   restrict
+		slices int
+	}
+	var jobs []job
+	chunk := cs.c.chunk
+	for fi, byInst := range samples {
+		insts := make([]string, 0, len(byInst))
+		for in := range byInst {
+			insts = append(insts, in)
+		}
+		sort.Strings(insts)
+		set, sum := map[string]bool{}, 0.0
+		flush := func() {
+			if len(set) > 0 {
+				jobs = append(jobs, job{fi: fi, only: restrict{fi: set}, slices: 1})
+				set, sum = map[string]bool{}, 0
+			}
+		}
+		for _, in := range insts {
+			n := byInst[in]
+			if n > chunk {
+				jobs = append(jobs, job{fi: fi, only: restrict{fi: {in: true}}, slices: int(math.Ceil(n / chunk))})
+				continue
+			}
+			if sum+n > chunk {
+				flush()
+			}
+			set[in] = true
+			sum += n
+		}
+		flush()
+	}
+	children := make([]*counters, len(jobs))
+	g, gctx := newGroup(ctx, cs.c.parallel)
+	for k, j := range jobs {
+		child := cs.fork([]int{j.fi})
+		children[k] = child
+		g.Go(func() error {
+			w := b.Sub(a)
+			lo := a
+			for i := 1; i <= j.slices; i++ {
+				hi := b
+				if i < j.slices {
+					hi = engineTime(a.Add(time.Duration(float64(w) * float64(i) / float64(j.slices))))
+				}
+				if !hi.After(lo) {
+					continue
+				}
+				if err := child.raw(gctx, []int{j.fi}, lo, hi, j.only); err != nil {
+					return err
+				}
+				lo = hi
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for k, j := range jobs {
+		for _, s := range children[k].st[j.fi] {
+			if s.delta != 0 {
+				cs.get(j.fi, s.labels).delta += s.delta
+			}
+		}
+	}
+	return nil
 }
 
 func (cs *counters) tags(q string, m model.Metric) (int, string, error) {
@@ -311,6 +426,11 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 		aggs[k] = map[int]map[string]*agg{}
 	}
 	fns := []string{"last_over_time", "min_over_time", "resets", "count_over_time"}
+	if cs.rate != nil {
+		// The zooms are sized from the window's sample counts: a function
+		// (a pass over every sample) less.
+		fns = fns[:3]
+	}
 	// One query per family and grid part (the range query of the full
 	// intervals, an instant query per partial interval at an edge): the
 	// engine evaluates the parts of one query in turn, and the cost of or
@@ -487,6 +607,15 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 			// them at once; otherwise a finer grid.
 			var samples float64
 			for _, fi := range zoom {
+				if cs.rate != nil {
+					ms := float64(iv.hi.Sub(iv.lo).Milliseconds())
+					for inst, r := range cs.rate[fi] {
+						if whole[fi] || sub[fi][inst] {
+							samples += r * ms
+						}
+					}
+					continue
+				}
 				for key, ag := range aggs[k][fi] {
 					if whole[fi] || sub[fi][string(cs.st[fi][key].labels["instance"])] {
 						samples += ag.count
@@ -549,7 +678,7 @@ type zoomJob struct {
 // fork returns counters sharing the client and selectors, with a copy of
 // the given families' series: their previous values, and no delta yet.
 func (cs *counters) fork(fis []int) *counters {
-	ch := &counters{c: cs.c, fams: cs.fams, sels: cs.sels, st: make([]map[string]*series, len(cs.st))}
+	ch := &counters{c: cs.c, fams: cs.fams, sels: cs.sels, st: make([]map[string]*series, len(cs.st)), rate: cs.rate}
 	for i := range ch.st {
 		ch.st[i] = map[string]*series{}
 	}
@@ -586,17 +715,36 @@ func grid(a, b time.Time, step time.Duration) []interval {
 	return ivs
 }
 
-// raw applies the raw samples of (a, b] of the given families.
+// raw applies the raw samples of (a, b] of the given families. Families
+// that differ only in their metric name (the orchestrator_id ones) are read
+// by one query, {__name__=~"a|b|...", ...}, limited to the union of their
+// instances; a series outside its own family's limit is skipped.
 func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only restrict) error {
-	g, gctx := newGroup(ctx, cs.c.parallel)
-	res := make([]model.Matrix, len(cs.fams))
-	qs := make([]string, len(cs.fams))
+	type group struct {
+		fis []int
+		q   string
+		m   model.Matrix
+	}
+	var groups []*group
 	for _, fi := range fis {
-		fi := fi
-		qs[fi] = cs.sel(fi, only) + "[" + promDuration(b.Sub(a)) + "]"
-		g.Go(func() error {
-			m, err := cs.c.instantMatrix(gctx, qs[fi], b)
-			res[fi] = m
+		var into *group
+		for _, gr := range groups {
+			if slices.Equal(cs.fams[gr.fis[0]].matchers, cs.fams[fi].matchers) {
+				into = gr
+				break
+			}
+		}
+		if into == nil {
+			into = &group{}
+			groups = append(groups, into)
+		}
+		into.fis = append(into.fis, fi)
+	}
+	g, gctx := newGroup(ctx, cs.c.parallel)
+	for _, gr := range groups {
+		gr.q = cs.groupSel(gr.fis, only) + "[" + promDuration(b.Sub(a)) + "]"
+		g.Go(func() (err error) {
+			gr.m, err = cs.c.instantMatrix(gctx, gr.q, b)
 			return err
 		})
 	}
@@ -604,8 +752,23 @@ func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only res
 		return err
 	}
 	am := a.UnixMilli()
-	for _, fi := range fis {
-		for _, ss := range res[fi] {
+	for _, gr := range groups {
+		for _, ss := range gr.m {
+			fi := gr.fis[0]
+			if len(gr.fis) > 1 {
+				fi = -1
+				for _, f := range gr.fis {
+					if cs.fams[f].metric == string(ss.Metric[model.MetricNameLabel]) {
+						fi = f
+					}
+				}
+				if fi < 0 {
+					return cs.c.engineErr(gr.q, fmt.Errorf("series %v of no family asked for", ss.Metric))
+				}
+				if set := only[fi]; len(set) > 0 && !set[string(ss.Metric["instance"])] {
+					continue // another family's instance
+				}
+			}
 			vals := ss.Values
 			sort.Slice(vals, func(i, j int) bool { return vals[i].Timestamp < vals[j].Timestamp })
 			s := cs.get(fi, ss.Metric)
@@ -617,7 +780,7 @@ func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only res
 					continue // a staleness marker (VictoriaMetrics returns them)
 				}
 				if !finite(p.Value) {
-					return cs.c.engineErr(qs[fi], fmt.Errorf("counter value %v", p.Value))
+					return cs.c.engineErr(gr.q, fmt.Errorf("counter value %v", p.Value))
 				}
 				v := float64(p.Value)
 				switch {
@@ -631,4 +794,35 @@ func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only res
 		}
 	}
 	return nil
+}
+
+// groupSel is the selector of families that differ only in their metric
+// name, limited to the union of their instances (none if one of them is
+// not limited).
+func (cs *counters) groupSel(fis []int, only restrict) string {
+	if len(fis) == 1 {
+		return cs.sel(fis[0], only)
+	}
+	names := make([]string, 0, len(fis))
+	union := map[string]bool{}
+	limited := true
+	for _, fi := range fis {
+		names = append(names, regexp.QuoteMeta(cs.fams[fi].metric))
+		if len(only[fi]) == 0 {
+			limited = false
+		}
+		for in := range only[fi] {
+			union[in] = true
+		}
+	}
+	ms := append([]string{model.MetricNameLabel + "=~" + quote(strings.Join(names, "|"))}, cs.fams[fis[0]].matchers...)
+	if limited {
+		vals := make([]string, 0, len(union))
+		for v := range union {
+			vals = append(vals, regexp.QuoteMeta(v))
+		}
+		sort.Strings(vals)
+		ms = append(ms, "instance=~"+quote(strings.Join(vals, "|")))
+	}
+	return selector("", ms, cs.c.selector)
 }

@@ -387,10 +387,15 @@ func TestPullExact(t *testing.T) {
 	r := newFleetRun(t, []*enginepeer.Engine{prom, vm}, daemons)
 	r.play()
 	r.check(fleet.WithSelector(`job="orchestrator-daemon"`))
-	// The windows hold few samples, so the default reads them raw at once;
-	// the same answers through the grid of last/min/resets (the path of
+	// Raw in queries of a few samples: each daemon's series in consecutive
+	// time slices, the restart and the engines' range edges inside them.
+	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithChunkBudget(4))
+	// The windows hold few samples, so the default reads them raw; the same
+	// answers through the grid of last/min/resets (the path of
 	// long windows), with the resets found inside grid intervals.
-	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithWholeBudget(0))
+	// (Its zooms sized from the window's sample counts, as for windows of
+	// more than 250,000 samples.)
+	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithWholeBudget(1))
 	// Grid intervals of a few scrapes: resets inside an interval, found by
 	// resets() and walked again.
 	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithGridIntervals(3), fleet.WithRawBudget(0), fleet.WithWholeBudget(0))
