@@ -62,8 +62,9 @@ type Collector struct {
 	stats        *statsSampler // AggregatedStats (stats.go); nil with WithoutAggregatedStats
 
 	// The counters and their series (counters.go).
-	sessions, tokens, tools, delegations, errorsCtr *counter
-	counterList                                     []*counter
+	sessions, tokens, errorsCtr *counter[labelPair]
+	tools, delegations          *counter[labelValues]
+	counterList                 []anyCounter
 
 	latency       metric.Float64Histogram
 	latencySeries *series[orchKey, *latencyEntry]

@@ -74,15 +74,31 @@ type adder interface {
 // own atomic value, and an observable instrument of the same name, unit and
 // description on each MeterProvider reports every live series when a reader
 // collects; the SDK then exports the same cumulative sums.
-type counter struct {
+//
+// K is the cache key: labelPair for the counters of two labels (one string
+// fewer to hash and compare on every lookup than labelValues), labelValues
+// for those of three.
+type counter[K seriesKey] struct {
 	atomic bool
 	spec   counterSpec
 	sync   adder
-	series *series[labelValues, *counterEntry]
+	series *series[K, *counterEntry]
 }
 
+// anyCounter is what the Collector does with every counter, whatever its
+// key.
+type anyCounter interface {
+	observe(o metric.Observer, obs metric.Int64Observable, recording bool)
+	linkStats(st *stats.Store)
+	specOf() counterSpec
+	isAtomic() bool
+}
+
+func (k *counter[K]) specOf() counterSpec { return k.spec }
+func (k *counter[K]) isAtomic() bool      { return k.atomic }
+
 // add adds n to series e.
-func (k *counter) add(ctx context.Context, e *counterEntry, n int64) {
+func (k *counter[K]) add(ctx context.Context, e *counterEntry, n int64) {
 	if e.overflow {
 		k.series.overflowed.Add(1)
 	}
@@ -99,7 +115,7 @@ func (k *counter) add(ctx context.Context, e *counterEntry, n int64) {
 // addSaturating adds n >= 0 to series e unless that would take the series
 // past the largest int64, which it reports with false, adding nothing. The
 // series' running total is kept in e.n in both modes for that check.
-func (k *counter) addSaturating(ctx context.Context, e *counterEntry, n int64) bool {
+func (k *counter[K]) addSaturating(ctx context.Context, e *counterEntry, n int64) bool {
 	for {
 		cur := e.n.Load()
 		if n > math.MaxInt64-cur {
@@ -124,7 +140,7 @@ func (k *counter) addSaturating(ctx context.Context, e *counterEntry, n int64) b
 
 // publish reports a change of n that the caller has already applied to e.n
 // (sessions, whose count is kept in both modes).
-func (k *counter) publish(ctx context.Context, e *counterEntry, n int64) {
+func (k *counter[K]) publish(ctx context.Context, e *counterEntry, n int64) {
 	if e.overflow {
 		k.series.overflowed.Add(1)
 	}
@@ -140,8 +156,8 @@ func (k *counter) publish(ctx context.Context, e *counterEntry, n int64) {
 // observe reports the live series of k through obs, the overflow series
 // last: the SDK folds every set it sees after an overflow set into the
 // overflow series.
-func (k *counter) observe(o metric.Observer, obs metric.Int64Observable, recording bool) {
-	k.series.cache.Range(func(_ labelValues, e *counterEntry) bool {
+func (k *counter[K]) observe(o metric.Observer, obs metric.Int64Observable, recording bool) {
+	k.series.cache.Range(func(_ K, e *counterEntry) bool {
 		if e.live.Load() {
 			o.ObserveInt64(obs, e.n.Load(), e.obs...)
 		}
@@ -157,7 +173,6 @@ func (k *counter) observe(o metric.Observer, obs metric.Int64Observable, recordi
 }
 
 type counterSpec struct {
-	dst              **counter
 	name, unit, desc string
 	upDown           bool
 	fields           []field
@@ -169,47 +184,51 @@ type counterSpec struct {
 // synchronous instruments are created on m, the recording MeterProvider's
 // meter.
 func (c *Collector) createCounters(m metric.Meter, cfg config) error {
-	specs := []counterSpec{
-		{&c.sessions, schema.SessionsActive, schema.UnitSessions, schema.DescSessionsActive, true,
-			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeySessionType, "sessionType"}}, stats.CellSessions},
-		{&c.tokens, schema.TokensUsed, schema.UnitTokens, schema.DescTokensUsed, false,
-			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyModel, "model"}}, stats.CellTokens},
-		{&c.tools, schema.ToolInvocations, schema.UnitInvocations, schema.DescToolInvocations, false,
-			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyToolName, "toolName"}, {schema.KeyStatus, "status"}}, stats.CellTool},
-		{&c.delegations, schema.Delegations, schema.UnitDelegations, schema.DescDelegations, false,
-			[]field{{schema.KeyFromOrchestrator, "fromOrchestrator"}, {schema.KeyToOrchestrator, "toOrchestrator"}, {schema.KeyStatus, "status"}}, stats.CellDelegation},
-		{&c.errorsCtr, schema.Errors, schema.UnitErrors, schema.DescErrors, false,
-			[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyErrorType, "errorType"}}, stats.CellError},
-	}
 	var err error
-	for _, s := range specs {
-		k, e := newCounter(m, cfg, s)
+	// keep lists a counter that was created, in this order (the order
+	// of the atomic mode's observations).
+	keep := func(k anyCounter, e error) {
 		if e != nil {
 			err = errors.Join(err, e)
-			continue
+			return
 		}
-		*s.dst = k
 		c.counterList = append(c.counterList, k)
 	}
+	var e error
+	c.sessions, e = newCounter[labelPair](m, cfg, counterSpec{schema.SessionsActive, schema.UnitSessions, schema.DescSessionsActive, true,
+		[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeySessionType, "sessionType"}}, stats.CellSessions})
+	keep(c.sessions, e)
+	c.tokens, e = newCounter[labelPair](m, cfg, counterSpec{schema.TokensUsed, schema.UnitTokens, schema.DescTokensUsed, false,
+		[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyModel, "model"}}, stats.CellTokens})
+	keep(c.tokens, e)
+	c.tools, e = newCounter[labelValues](m, cfg, counterSpec{schema.ToolInvocations, schema.UnitInvocations, schema.DescToolInvocations, false,
+		[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyToolName, "toolName"}, {schema.KeyStatus, "status"}}, stats.CellTool})
+	keep(c.tools, e)
+	c.delegations, e = newCounter[labelValues](m, cfg, counterSpec{schema.Delegations, schema.UnitDelegations, schema.DescDelegations, false,
+		[]field{{schema.KeyFromOrchestrator, "fromOrchestrator"}, {schema.KeyToOrchestrator, "toOrchestrator"}, {schema.KeyStatus, "status"}}, stats.CellDelegation})
+	keep(c.delegations, e)
+	c.errorsCtr, e = newCounter[labelPair](m, cfg, counterSpec{schema.Errors, schema.UnitErrors, schema.DescErrors, false,
+		[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyErrorType, "errorType"}}, stats.CellError})
+	keep(c.errorsCtr, e)
 	return err
 }
 
 // registerAtomicCounters creates, in atomic mode, the observable counters
 // on m and registers the callback that reports them.
 func (c *Collector) registerAtomicCounters(m metric.Meter, recording bool) (metric.Registration, error) {
-	if len(c.counterList) == 0 || !c.counterList[0].atomic {
+	if len(c.counterList) == 0 || !c.counterList[0].isAtomic() {
 		return nil, nil
 	}
 	var err error
 	obs := make([]metric.Int64Observable, len(c.counterList))
 	observables := make([]metric.Observable, len(c.counterList))
 	for i, k := range c.counterList {
-		unit, desc := metric.WithUnit(k.spec.unit), metric.WithDescription(k.spec.desc)
+		unit, desc := metric.WithUnit(k.specOf().unit), metric.WithDescription(k.specOf().desc)
 		var e error
-		if k.spec.upDown {
-			obs[i], e = m.Int64ObservableUpDownCounter(k.spec.name, unit, desc)
+		if k.specOf().upDown {
+			obs[i], e = m.Int64ObservableUpDownCounter(k.specOf().name, unit, desc)
 		} else {
-			obs[i], e = m.Int64ObservableCounter(k.spec.name, unit, desc)
+			obs[i], e = m.Int64ObservableCounter(k.specOf().name, unit, desc)
 		}
 		err = errors.Join(err, e)
 		observables[i] = obs[i]
@@ -226,8 +245,8 @@ func (c *Collector) registerAtomicCounters(m metric.Meter, recording bool) (metr
 	}, observables...)
 }
 
-func newCounter(m metric.Meter, cfg config, s counterSpec) (*counter, error) {
-	k := &counter{atomic: cfg.atomicCounters, spec: s}
+func newCounter[K seriesKey](m metric.Meter, cfg config, s counterSpec) (*counter[K], error) {
+	k := &counter[K]{atomic: cfg.atomicCounters, spec: s}
 	unit, desc := metric.WithUnit(s.unit), metric.WithDescription(s.desc)
 	var err error
 	switch {
@@ -245,7 +264,7 @@ func newCounter(m metric.Meter, cfg config, s counterSpec) (*counter, error) {
 	if k.atomic {
 		build = newAtomicEntry
 	}
-	k.series = newLimitedSeries[labelValues](cfg.cardinalityLimit, build, s.fields...)
+	k.series = newLimitedSeries[K](cfg.cardinalityLimit, build, s.fields...)
 	k.series.overflow.overflow = true
 	return k, nil
 }
@@ -270,7 +289,7 @@ func (e *counterEntry) isDead() bool { return e.dead.Load() }
 
 // linkStats makes the statistics read k's series from their live values:
 // each new series registers a cell (stats.Cell) before it is cached.
-func (k *counter) linkStats(st *stats.Store) {
+func (k *counter[K]) linkStats(st *stats.Store) {
 	kind := k.spec.cell
 	if kind == stats.CellSessions && k.atomic {
 		kind = stats.CellSessionsNet // only the net count is kept

@@ -231,7 +231,7 @@ func (t *TokenCounter) Add(ctx context.Context, tokens int64) error {
 		c.leave(slot)
 		return c.reject(validate.NegativeValue, "tokens", tokens)
 	}
-	e, err := bound(c, c.tokens.series, &t.e, labelValues{t.orchestratorID, t.model})
+	e, err := bound(c, c.tokens.series, &t.e, labelPair{t.orchestratorID, t.model})
 	if err != nil {
 		c.leave(slot)
 		return err
@@ -319,7 +319,7 @@ func (s *SessionCounter) Start(ctx context.Context) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	e, err := bound(c, c.sessions.series, &s.e, labelValues{s.orchestratorID, s.sessionType})
+	e, err := bound(c, c.sessions.series, &s.e, labelPair{s.orchestratorID, s.sessionType})
 	if err != nil {
 		c.leave(slot)
 		return err
@@ -343,7 +343,7 @@ func (s *SessionCounter) End(ctx context.Context) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	e, err := bound(c, c.sessions.series, &s.e, labelValues{s.orchestratorID, s.sessionType})
+	e, err := bound(c, c.sessions.series, &s.e, labelPair{s.orchestratorID, s.sessionType})
 	if err != nil {
 		c.leave(slot)
 		return err
@@ -378,7 +378,7 @@ func (x *ErrorCounter) Inc(ctx context.Context) error {
 	if !ok {
 		return c.reject(validate.Closed, "", nil)
 	}
-	e, err := bound(c, c.errorsCtr.series, &x.e, labelValues{x.orchestratorID, x.errorType})
+	e, err := bound(c, c.errorsCtr.series, &x.e, labelPair{x.orchestratorID, x.errorType})
 	if err != nil {
 		c.leave(slot)
 		return err

@@ -24,6 +24,11 @@ type labelValues [3]string
 
 func (k labelValues) labels() labelValues { return k }
 
+// labelPair is the cache key of the counters of two labels.
+type labelPair [2]string
+
+func (k labelPair) labels() labelValues { return labelValues{k[0], k[1]} }
+
 // orchKey is the cache key of a series with the orchestrator ID as its only
 // label (the latency histogram): one string to hash instead of three.
 type orchKey string
