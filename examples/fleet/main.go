@@ -6,7 +6,7 @@
 // orchestrator_budget_utilization_percent{period="daily|weekly|monthly"},
 // served on its own /metrics.
 //
-//	go run ./examples/fleet -engine http://127.0.0.1:9090 -daily-budget 200000
+//	go run ./examples/fleet -engine http://127.0.0.1:9090 -daily-budget 2000000
 //
 // See README.md beside this file for the three-command setup.
 package main
@@ -84,18 +84,24 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		_ = c.Close(cctx)
 	}()
 
+	if !o.once {
+		fmt.Fprintf(out, "serving budget utilization on http://%s/metrics; asking %s every %v\n", o.addr, o.engine, o.interval)
+	}
 	tick := time.NewTicker(o.interval)
 	defer tick.Stop()
 	for {
-		if err := update(ctx, q, c, o, time.Now().UTC(), out); err != nil {
-			// The engine may be down for a while: report and try again.
-			fmt.Fprintln(out, "fleet:", err)
-			if o.once {
-				return err
-			}
+		now := time.Now().UTC()
+		if !o.once {
+			fmt.Fprintf(out, "-- %s\n", now.Format(time.TimeOnly))
 		}
+		err := update(ctx, q, c, o, now, out)
 		if o.once {
-			return nil
+			return err // main prints it
+		}
+		if err != nil {
+			// The engine may be down for a while: report and try again.
+			// The error names the engine and the query.
+			fmt.Fprintln(out, err)
 		}
 		select {
 		case <-ctx.Done():
