@@ -284,36 +284,69 @@ func (cs *counters) count(ctx context.Context, fis []int, a, b time.Time) ([]map
 }
 
 // stream reads the raw samples of (a, b] of every family with samples,
-// in queries of at most c.chunk samples: the instances of a family are
-// grouped up to that many samples, and an instance with more is read in
-// that many consecutive time slices, one after the other. The groups run
-// concurrently (WithMaxConcurrentQueries), each on a copy of its family's
-// previous values; their deltas are added at the end.
+// in queries of at most c.chunk samples: the families that differ only in
+// their metric name together, their instances grouped up to that many
+// samples, and an instance with more read in that many consecutive time
+// slices, one after the other. The groups run concurrently
+// (WithMaxConcurrentQueries), each on a copy of its families' previous
+// values; their deltas are added at the end.
 func (cs *counters) stream(ctx context.Context, samples []map[string]float64, a, b time.Time) error {
 	type job struct {
-		fi     int
+		fis    []int
 		only   restrict
 		slices int
 	}
+	// The families that differ only in their metric name go together (one
+	// query reads them all), their samples added per instance.
+	var groups [][]int
+	for fi, byInst := range samples {
+		if len(byInst) == 0 {
+			continue
+		}
+		placed := false
+		for k, gr := range groups {
+			if slices.Equal(cs.fams[gr[0]].matchers, cs.fams[fi].matchers) {
+				groups[k] = append(gr, fi)
+				placed = true
+				break
+			}
+		}
+		if !placed {
+			groups = append(groups, []int{fi})
+		}
+	}
 	var jobs []job
 	chunk := cs.c.chunk
-	for fi, byInst := range samples {
+	for _, fis := range groups {
+		byInst := map[string]float64{}
+		for _, fi := range fis {
+			for in, n := range samples[fi] {
+				byInst[in] += n
+			}
+		}
 		insts := make([]string, 0, len(byInst))
 		for in := range byInst {
 			insts = append(insts, in)
 		}
 		sort.Strings(insts)
+		limit := func(set map[string]bool) restrict {
+			r := restrict{}
+			for _, fi := range fis {
+				r[fi] = set
+			}
+			return r
+		}
 		set, sum := map[string]bool{}, 0.0
 		flush := func() {
 			if len(set) > 0 {
-				jobs = append(jobs, job{fi: fi, only: restrict{fi: set}, slices: 1})
+				jobs = append(jobs, job{fis: fis, only: limit(set), slices: 1})
 				set, sum = map[string]bool{}, 0
 			}
 		}
 		for _, in := range insts {
 			n := byInst[in]
 			if n > chunk {
-				jobs = append(jobs, job{fi: fi, only: restrict{fi: {in: true}}, slices: int(math.Ceil(n / chunk))})
+				jobs = append(jobs, job{fis: fis, only: limit(map[string]bool{in: true}), slices: int(math.Ceil(n / chunk))})
 				continue
 			}
 			if sum+n > chunk {
@@ -327,7 +360,7 @@ func (cs *counters) stream(ctx context.Context, samples []map[string]float64, a,
 	children := make([]*counters, len(jobs))
 	g, gctx := newGroup(ctx, cs.c.parallel)
 	for k, j := range jobs {
-		child := cs.fork([]int{j.fi})
+		child := cs.fork(j.fis)
 		children[k] = child
 		g.Go(func() error {
 			w := b.Sub(a)
@@ -340,7 +373,7 @@ func (cs *counters) stream(ctx context.Context, samples []map[string]float64, a,
 				if !hi.After(lo) {
 					continue
 				}
-				if err := child.raw(gctx, []int{j.fi}, lo, hi, j.only); err != nil {
+				if err := child.raw(gctx, j.fis, lo, hi, j.only); err != nil {
 					return err
 				}
 				lo = hi
@@ -352,9 +385,11 @@ func (cs *counters) stream(ctx context.Context, samples []map[string]float64, a,
 		return err
 	}
 	for k, j := range jobs {
-		for _, s := range children[k].st[j.fi] {
-			if s.delta != 0 {
-				cs.get(j.fi, s.labels).delta += s.delta
+		for _, fi := range j.fis {
+			for _, s := range children[k].st[fi] {
+				if s.delta != 0 {
+					cs.get(fi, s.labels).delta += s.delta
+				}
 			}
 		}
 	}
@@ -432,9 +467,9 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 		fns = fns[:3]
 	}
 	// One query per family and grid part (the range query of the full
-	// intervals, an instant query per partial interval at an edge): the
-	// engine evaluates the parts of one query in turn, and the cost of or
-	// grows with the series on its left.
+	// intervals, one per function, and an instant query per partial
+	// interval at an edge): the engine evaluates the parts of one query in
+	// turn, and the cost of or grows with the series on its left.
 	type part struct {
 		q     string
 		m     model.Matrix
@@ -468,13 +503,17 @@ func (cs *counters) walk(ctx context.Context, fis []int, a, b time.Time, only re
 			})
 		}
 		if len(full) > 0 {
-			p := &part{q: cs.tagged([]int{fi}, fns, step, only), fixed: -1}
-			parts = append(parts, p)
+			// The range query, a pass over every sample per function, one
+			// query per function: they run on more than one core.
 			r := v1.Range{Start: ivs[full[0]].hi, End: ivs[full[len(full)-1]].hi, Step: step}
-			g.Go(func() (err error) {
-				p.m, err = cs.c.rangeQuery(gctx, p.q, r)
-				return err
-			})
+			for _, fn := range fns {
+				p := &part{q: cs.tagged([]int{fi}, []string{fn}, step, only), fixed: -1}
+				parts = append(parts, p)
+				g.Go(func() (err error) {
+					p.m, err = cs.c.rangeQuery(gctx, p.q, r)
+					return err
+				})
+			}
 		}
 	}
 	if err := g.Wait(); err != nil {

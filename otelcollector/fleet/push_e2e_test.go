@@ -15,9 +15,11 @@ import (
 // prometheusremotewrite (--web.enable-remote-write-receiver). One daemon
 // restarts, one stops for good, and the Collector restarts in the middle of
 // a window: the fleet stats of every window equal the ground truth and the
-// daemons' own stats on both engines. ActiveSessions is checked on the
-// scraped path only: remote write carries no staleness, so a gone daemon's
-// gauge stays visible for the lookback (5 minutes).
+// daemons' own stats on both engines. ActiveSessions honours the gone
+// daemon on the scraped path (the Collector's exporter expires its series);
+// remote write carries no staleness, so there every sessions series keeps
+// its last written value within the lookback (5 minutes), a stopped or
+// restarted process's too, and the test asserts exactly that.
 func TestPushExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts the test Collector, two Prometheus servers and three daemons")
@@ -43,7 +45,7 @@ func TestPushExact(t *testing.T) {
 	r.flush = func(d *daemon) { d.Flush() }
 	r.settle = 3 * time.Second
 	r.midPhase2 = col.Restart
-	r.noSessions = map[*enginepeer.Engine]bool{written: true}
+	r.lookbackSessions = map[*enginepeer.Engine]bool{written: true}
 	r.play()
 	r.check(fleet.WithSelector(`job="orchestrator-daemon"`))
 }
