@@ -88,6 +88,9 @@ type statsFixture struct {
 	frames, frameBytes int
 	framesBase         int
 	build              time.Duration
+	// The live state the statistics read besides the history: the cells'
+	// structs and the latency histograms (struct and buckets).
+	cells, cellBytes, liveHistBytes int
 }
 
 var (
@@ -128,6 +131,11 @@ func getStatsFixture(b *testing.B) *statsFixture {
 		}
 		f.heapFull = heapAfterGC()
 		f.frames, f.frameBytes = c.stats.store.Size()
+		f.cells, f.cellBytes = c.stats.store.Cells()
+		c.latencySeries.cache.Range(func(_ orchKey, e *latencyEntry) bool {
+			f.liveHistBytes += e.live.Size()
+			return true
+		})
 		f.build = time.Since(start)
 		fixture = f
 	})
@@ -141,7 +149,9 @@ func getStatsFixture(b *testing.B) *statsFixture {
 // workload's Collector with a full retention of history (full-B), the
 // frames kept and their encoded bytes, and what each frame costs on the heap
 // (B/frame): the heap growth from the 10th step to the end over the frames
-// added meanwhile.
+// added meanwhile; and the live state the statistics read: the cells
+// (cells, cell-B for their structs) and the latency histograms with their
+// buckets (live-hist-B).
 func BenchmarkStatsMemory(b *testing.B) {
 	f := getStatsFixture(b)
 	for b.Loop() {
@@ -150,6 +160,9 @@ func BenchmarkStatsMemory(b *testing.B) {
 	b.ReportMetric(float64(f.frames), "frames")
 	b.ReportMetric(float64(f.frameBytes), "frame-payload-B")
 	b.ReportMetric(float64(int64(f.heapFull)-int64(f.heapBase))/float64(f.frames-f.framesBase), "B/frame")
+	b.ReportMetric(float64(f.cells), "cells")
+	b.ReportMetric(float64(f.cellBytes), "cell-B")
+	b.ReportMetric(float64(f.liveHistBytes), "live-hist-B")
 	b.Logf("fixture built in %v; heap after 10 steps %d B", f.build, f.heapBase)
 }
 

@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // The live cells: the in-process statistics read the recording state the
@@ -335,6 +336,22 @@ func (l *LiveHist) Record(v float64) {
 		h.insert(j)
 	}
 	l.mu.Unlock()
+}
+
+// Size is the memory the histogram holds, in bytes: its struct and the
+// capacity of its buckets.
+func (l *LiveHist) Size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return int(unsafe.Sizeof(*l)) + 8*cap(l.h.Counts)
+}
+
+// Cells reports how many live cells are registered, and the bytes their
+// structs take.
+func (s *Store) Cells() (n, bytes int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return len(s.cells), len(s.cells) * int(unsafe.Sizeof(Cell{}))
 }
 
 // take moves the histogram's content into dst (reusing dst's buckets) and
