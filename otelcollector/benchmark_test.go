@@ -14,9 +14,9 @@ package otelcollector_test
 //	impl=clientgolang                client_golang Vec.WithLabelValues(...).Add/Observe
 //	impl=clientgolang-bound          a client_golang Counter/Observer bound once
 //	impl=otelsdk                     SDK instrument, pre-built []AddOption passed as opts...,
-//	                                 with the same two readers as the Collector (a ManualReader
-//	                                 plus the Collector's in-memory stats reader)
-//	impl=otelsdk-1reader             the same with one reader
+//	                                 with two readers (what the Collector had until its stats
+//	                                 read its own live state: a ManualReader plus a stats reader)
+//	impl=otelsdk-1reader             the same with one reader: the Collector's readers now
 //
 // The sizes 10000 and 100000 of BenchmarkScrape and BenchmarkCollect, and
 // 10000 series in BenchmarkMemoryPerSeries, run only with BENCH_LARGE=1 and
