@@ -439,11 +439,37 @@ func (h *Hist) downscaleInPlace(d int32) {
 }
 
 // bucketIndex returns the bucket of v > 0 at scale s: the j with
-// 2^(j·2^-s) < v <= 2^((j+1)·2^-s).
+// 2^(j·2^-s) < v <= 2^((j+1)·2^-s). It reads v's exponent and fraction
+// from its bits (v = 1.f·2^e for a normal v; math.Frexp's handling of
+// subnormals and specials is left to the rare value that needs it).
 func bucketIndex(v float64, s int32) int32 {
+	b := math.Float64bits(v)
+	be := int32(b >> 52 & 0x7ff)
+	if be == 0 || be == 0x7ff {
+		return bucketIndexFrexp(v, s)
+	}
+	e := be - 1023
+	frac := b & (1<<52 - 1)
+	if frac == 0 {
+		// An exact power of two, 2^e, is the top of its bucket.
+		if s <= 0 {
+			return (e - 1) >> -s
+		}
+		return e<<s - 1
+	}
+	if s <= 0 {
+		return e >> -s
+	}
+	// Rounding must not carry the index into the next power of two.
+	m := math.Float64frombits(frac | 1023<<52) // 1.f, in (1, 2)
+	k := min(int32(log2Mantissa(m)*float64(int32(1)<<s)), int32(1)<<s-1)
+	return e<<s + k
+}
+
+// bucketIndexFrexp is bucketIndex through math.Frexp, for subnormal values.
+func bucketIndexFrexp(v float64, s int32) int32 {
 	frac, exp := math.Frexp(v) // v = frac·2^exp, frac in [0.5, 1)
 	if frac == 0.5 {
-		// An exact power of two, 2^(exp-1), is the top of its bucket.
 		if s <= 0 {
 			return int32(exp-2) >> -s
 		}
@@ -452,8 +478,6 @@ func bucketIndex(v float64, s int32) int32 {
 	if s <= 0 {
 		return int32(exp-1) >> -s
 	}
-	// v = 2^(exp-1) · 2frac with 2frac in (1, 2); rounding must not carry
-	// the index into the next power of two.
 	k := min(int32(log2Mantissa(2*frac)*float64(int32(1)<<s)), int32(1)<<s-1)
 	return int32(exp-1)<<s + k
 }

@@ -22,6 +22,8 @@ func TestBucketIndex(t *testing.T) {
 		{1, 3, -1}, {2, 3, 7}, {1.0001, 3, 0},
 		{1, -1, -1}, {2, -1, 0}, {4, -1, 0}, {5, -1, 1}, {16, -2, 0}, {17, -2, 1},
 		{math.Ldexp(1, -30), 20, -30<<20 - 1},
+		// Subnormal values take math.Frexp's way.
+		{math.Ldexp(1, -1060), 0, -1061}, {math.Ldexp(1.5, -1060), 0, -1060}, {math.Ldexp(1.5, -1060), 3, -1060*8 + 4},
 	}
 	for _, tc := range testCases {
 		if got := bucketIndex(tc.v, tc.s); got != tc.want {
