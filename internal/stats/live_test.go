@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -196,4 +197,97 @@ func BenchmarkLiveHistRecord(b *testing.B) {
 			l.Record(0.3)
 		}
 	})
+}
+
+// TestLiveCells drives a Store that has no Source, only live cells, as the
+// Collector does: a window ending now counts the cells' values since the
+// latest sample, a sample moves them into frames, Forget drops the
+// orchestrator's cells (a retired delegation's pending count staying with
+// the other end, a cell that is not retired moving to the fresh history),
+// and Unregister keeps what a cell counted.
+func TestLiveCells(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	now := t0
+	s := NewTiered(nil, []Tier{{Step: time.Second, Retention: time.Minute}}, func() time.Time { return now })
+	var tokA, tokB, delAB, started, ended, ovf atomic.Int64
+	var deadA, deadAB, aliveA atomic.Bool
+	var hist LiveHist
+	s.Register(CellSpec{Kind: CellTokens, ID: "a", A: "m", V: &tokA, Dead: &deadA})
+	s.Register(CellSpec{Kind: CellTokens, ID: "b", A: "m", V: &tokB})
+	s.Register(CellSpec{Kind: CellDelegation, ID: "a", ID2: "b", V: &delAB, Dead: &deadAB})
+	s.Register(CellSpec{Kind: CellSessions, ID: "a", V: &started, V2: &ended, Dead: &deadA})
+	s.Register(CellSpec{Kind: CellLatency, ID: "a", Hist: &hist, Dead: &deadA})
+	s.Register(CellSpec{Kind: CellOverflow, V: &ovf})
+	query := func(id string) Stats {
+		t.Helper()
+		st, err := s.Query(ctx, id, Range{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	sample := func() {
+		t.Helper()
+		now = now.Add(time.Second)
+		if err := s.Sample(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tokA.Add(10)
+	delAB.Add(2)
+	started.Add(3)
+	ended.Add(1)
+	hist.Record(0.5)
+	ovf.Add(4)
+	check := func(what string, st Stats, tokens, active, startedN, out, in, messages, overflow int64) {
+		t.Helper()
+		if st.TotalTokens != tokens || st.ActiveSessions != active || st.SessionsStarted != startedN ||
+			st.DelegationsOut != out || st.DelegationsIn != in || st.Messages != messages || st.OverflowRecords != overflow {
+			t.Errorf("%s: %+v", what, st)
+		}
+	}
+	check("a before any sample", query("a"), 10, 2, 3, 2, 0, 1, 4)
+	sample()
+	tokA.Add(5)
+	hist.Record(0.25)
+	check("a after a sample and more records", query("a"), 15, 2, 3, 2, 0, 2, 4)
+	check("b", query("b"), 0, 0, 0, 0, 2, 0, 4)
+	if n, _ := s.Cells(); n != 6 {
+		t.Errorf("%d cells, want 6", n)
+	}
+
+	// A record racing with Forget registered a cell that is not retired.
+	var tokA2 atomic.Int64
+	s.Register(CellSpec{Kind: CellTokens, ID: "a", A: "m2", V: &tokA2, Dead: &aliveA})
+	tokA2.Add(7)
+	delAB.Add(1) // not sampled yet: stays in b's DelegationsIn
+	deadA.Store(true)
+	deadAB.Store(true)
+	if err := s.Forget("a"); err != nil {
+		t.Fatal(err)
+	}
+	check("a after Forget", query("a"), 7, 0, 0, 0, 0, 0, 4)
+	check("b after Forget", query("b"), 0, 0, 0, 0, 3, 0, 4)
+	if n, _ := s.Cells(); n != 3 { // b's tokens, overflow, a's fresh m2
+		t.Errorf("%d cells after Forget, want 3", n)
+	}
+	sample()
+	check("b after the next sample", query("b"), 0, 0, 0, 0, 3, 0, 4)
+	if st := query("a"); st.TokensByModel["m2"] != 7 || len(st.TokensByModel) != 1 {
+		t.Errorf("a's fresh history: %v", st.TokensByModel)
+	}
+
+	// Unregister keeps what the cell counted since the latest sample.
+	var tokB2 atomic.Int64
+	c := s.Register(CellSpec{Kind: CellTokens, ID: "b", A: "m3", V: &tokB2})
+	tokB2.Add(9)
+	s.Unregister(c)
+	s.Unregister(c) // twice is harmless
+	check("b after Unregister", query("b"), 9, 0, 0, 0, 3, 0, 4)
+	s.Close()
+	if c := s.Register(CellSpec{Kind: CellTokens, ID: "b", A: "m", V: &tokB}); c != nil {
+		t.Error("Register after Close returned a cell")
+	}
+	s.Unregister(nil)
 }
