@@ -25,12 +25,12 @@
 // A call sends a bounded number of queries: two for the window's start
 // and its sample counts, one for the sessions gauge and up to two for the
 // native histogram; then, for a window of at most 250,000 raw samples, one
-// raw read per family (more for larger windows, at most 100,000 samples
-// each); for a larger window, one range query and up to two instant
-// queries per family for its grid of at most 16 intervals, and, for each
-// interval holding a counter reset, a raw read of the restarted daemons
-// (instances) in it (or a finer grid first, when the interval holds many
-// samples). The engine reads the raw samples of the window; the client holds
+// raw read per group of families that differ only in their metric name
+// (more when it holds more than 100,000 samples); for a larger window, three
+// range queries and up to two instant queries per family for its grid of at
+// most 16 intervals, and, for each interval holding a counter reset, a raw
+// read of the restarted daemons (instances) in it (or a finer grid first,
+// when the interval holds many samples). Orchestrators sends three queries. The engine reads the raw samples of the window; the client holds
 // a bounded number of points at a time, so its memory does not grow with the
 // window's length.
 //
