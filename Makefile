@@ -30,9 +30,11 @@ test: collector
 test-background:
 	nice -n 10 $(MAKE) -j$(if $(filter 1,$(TEST_JOBS)),1,3) --output-sync=target rules-mutate fuzz-smoke bench-smoke
 
-## test-go: every package's tests with -race.
+## test-go: every package's tests with -race. TEST_PARALLEL parallel tests
+## per package, more than the cores: the end-to-end ones mostly wait.
+TEST_PARALLEL ?= 4
 test-go:
-	$(GO) test -race -count=1 -p $(TEST_P) -vet=off $(PKGS)
+	$(GO) test -race -count=1 -p $(TEST_P) -parallel $(TEST_PARALLEL) -vet=off $(PKGS)
 
 ## test-grafanacheck: the dashboard checks, a module of its own.
 test-grafanacheck:

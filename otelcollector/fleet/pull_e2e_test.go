@@ -330,8 +330,12 @@ func (r *fleetRun) play() {
 
 // check compares the fleet client of every engine with the ground truth
 // and with the sum of the daemons' own stats.
-func (r *fleetRun) check(opts ...fleet.Option) {
-	t := r.t
+func (r *fleetRun) check(opts ...fleet.Option) { r.checkT(r.t, opts...) }
+
+// checkT is check reporting to t. It only reads what play recorded, so
+// several checks, each with its own client, may run at once.
+func (r *fleetRun) checkT(t *testing.T, opts ...fleet.Option) {
+	t.Helper()
 	for _, e := range r.engines {
 		c := newClient(t, e.URL, opts...)
 		ctx, cancel := contextTimeout(time.Minute)
@@ -438,19 +442,33 @@ func TestPullExact(t *testing.T) {
 	vm := enginepeer.StartVictoriaMetrics(t, enginepeer.Options{ScrapeConfigs: job})
 	r := newFleetRun(t, []*enginepeer.Engine{prom, vm}, daemons)
 	r.play()
-	r.check(fleet.WithSelector(`job="orchestrator-daemon"`))
-	// Raw in queries of a few samples: each daemon's series in consecutive
-	// time slices, the restart and the engines' range edges inside them.
-	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithChunkBudget(4))
-	// The windows hold few samples, so the default reads them raw; the same
-	// answers through the grid of last/min/resets (the path of
-	// long windows), with the resets found inside grid intervals.
-	// (Its zooms sized from the window's sample counts, as for windows of
-	// more than 250,000 samples.)
-	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithWholeBudget(1))
-	// Grid intervals of a few scrapes: resets inside an interval, found by
-	// resets() and walked again.
-	r.check(fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRawMax(300*time.Millisecond), fleet.WithGridIntervals(3), fleet.WithRawBudget(0), fleet.WithWholeBudget(0))
+	sel := fleet.WithSelector(`job="orchestrator-daemon"`)
+	// The same answers through each read path; the checks only read, so
+	// they run at once (each with its own client), after play.
+	for _, tc := range []struct {
+		name string
+		opts []fleet.Option
+	}{
+		{"default", []fleet.Option{sel}},
+		// Raw in queries of a few samples: each daemon's series in
+		// consecutive time slices, the restart and the engines' range edges
+		// inside them.
+		{"raw-in-slices", []fleet.Option{sel, fleet.WithChunkBudget(4)}},
+		// The windows hold few samples, so the default reads them raw; the
+		// same answers through the grid of last/min/resets (the path of
+		// long windows), with the resets found inside grid intervals. (Its
+		// zooms sized from the window's sample counts, as for windows of
+		// more than 250,000 samples.)
+		{"grid", []fleet.Option{sel, fleet.WithRawMax(300 * time.Millisecond), fleet.WithWholeBudget(1)}},
+		// Grid intervals of a few scrapes: resets inside an interval, found
+		// by resets() and walked again.
+		{"grid-walked", []fleet.Option{sel, fleet.WithRawMax(300 * time.Millisecond), fleet.WithGridIntervals(3), fleet.WithRawBudget(0), fleet.WithWholeBudget(0)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r.checkT(t, tc.opts...)
+		})
+	}
 }
 
 func nativeOption() otelcollector.Option { return otelcollector.WithNativeLatencyHistogram() }

@@ -25,6 +25,9 @@ func TestTruncatedByRetention(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: promtool backfill and Prometheus")
 	}
+	// Its own engine on a port of its own: it runs beside the other
+	// end-to-end tests.
+	t.Parallel()
 	end := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Hour)
 	sp := histSpec{orchs: 3, daemons: 2, detailed: 1, step: time.Hour, start: end.Add(-30 * time.Hour), end: end, seed: 13}
 	h, prom := backfill(t, sp, enginepeer.Options{Retention: "6h"})
@@ -122,6 +125,9 @@ func TestTruncatedVictoriaMetrics(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: VictoriaMetrics")
 	}
+	// Its own engine on a port of its own: it runs beside the other
+	// end-to-end tests.
+	t.Parallel()
 	vm := enginepeer.StartVictoriaMetrics(t, enginepeer.Options{Retention: "1d"})
 	now := time.Now()
 	c := newClient(t, vm.URL, fleet.WithClock(func() time.Time { return now }))
