@@ -198,15 +198,24 @@ func BenchmarkAggregatedStats(b *testing.B) {
 // BenchmarkStatsSample measures one sampler step with 1,000 orchestrators
 // live: every series changed since the previous step (activity=all), or
 // none (activity=idle). The workload between steps is not timed.
+// newSampledBenchCollector returns a bench Collector on a fake clock with
+// one step of the workload recorded and sampled, and what the sampler
+// benchmarks need to record further steps.
+func newSampledBenchCollector(b *testing.B) (*Collector, *fakeClock, []string, *rand.Rand) {
+	b.Helper()
+	clk := &fakeClock{t: statsT0}
+	c := newBenchCollector(b, clk)
+	ids := benchOrchIDs()
+	rng := rand.New(rand.NewPCG(2, 2))
+	benchStep(b, c, ids, rng, 0)
+	sampleAt(b, c, clk, statsT0.Add(time.Second))
+	return c, clk, ids, rng
+}
+
 func BenchmarkStatsSample(b *testing.B) {
 	for _, activity := range []string{"all", "idle"} {
 		b.Run("orchestrators=1000/activity="+activity, func(b *testing.B) {
-			clk := &fakeClock{t: statsT0}
-			c := newBenchCollector(b, clk)
-			ids := benchOrchIDs()
-			rng := rand.New(rand.NewPCG(2, 2))
-			benchStep(b, c, ids, rng, 0)
-			sampleAt(b, c, clk, statsT0.Add(time.Second))
+			c, clk, ids, rng := newSampledBenchCollector(b)
 			b.ReportAllocs()
 			step := 1
 			for b.Loop() {
@@ -292,12 +301,7 @@ func cpuTime() time.Duration {
 func BenchmarkStatsSampleCPU(b *testing.B) {
 	for _, changed := range []int{0, 100, 1000} {
 		b.Run(fmt.Sprintf("orchestrators=1000/changed=%d", changed), func(b *testing.B) {
-			clk := &fakeClock{t: statsT0}
-			c := newBenchCollector(b, clk)
-			ids := benchOrchIDs()
-			rng := rand.New(rand.NewPCG(2, 2))
-			benchStep(b, c, ids, rng, 0)
-			sampleAt(b, c, clk, statsT0.Add(time.Second))
+			c, clk, ids, rng := newSampledBenchCollector(b)
 			b.ReportAllocs()
 			var cpu time.Duration
 			step := 1
