@@ -101,15 +101,20 @@ BENCH_PKGS = $(addprefix ./,$(sort $(dir $(shell git grep -l '^func Benchmark' -
 bench-smoke:
 	$(GO) test -vet=off -run '^$$' -bench . -benchtime=1x -short $(BENCH_PKGS)
 
-## fuzz-smoke / fuzz: each fuzz target for a bounded time.
+## fuzz-smoke / fuzz: each fuzz target for a bounded time, with FUZZ_WORKERS
+## workers (default: one per CPU). The smoke run uses one worker: it checks
+## that every target fuzzes (seeds, corpus, mutator) for 2 s of wall time,
+## at half the CPU of two workers, whose executions make test's other steps
+## would compete with for the same two cores anyway.
+FUZZ_WORKERS ?=
 fuzz-smoke:
-	$(MAKE) fuzz FUZZTIME=2s
+	$(MAKE) fuzz FUZZTIME=2s FUZZ_WORKERS=1
 fuzz:
 	@set -e; for file in $$(git grep -l '^func Fuzz' -- '*_test.go' $(addprefix ':!',$(SUBMODULES))); do \
 	  pkg=./$$(dirname $$file); \
 	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
 	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -vet=off -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	    $(GO) test -vet=off -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $(if $(FUZZ_WORKERS),-parallel $(FUZZ_WORKERS)) $$pkg; \
 	  done; \
 	done
 
