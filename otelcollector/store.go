@@ -526,6 +526,14 @@ func (s *store) Collect(ctx context.Context, rm *metricdata.ResourceMetrics) err
 
 // copyLocked appends a copy of the stored scopes to dst. A metric that the
 // sink wants as delta comes from the sink's pending deltas instead.
+//
+// A cumulative point of a synchronous instrument is stamped with now, the
+// collection's time, as the SDK stamps its own cumulative points: the time
+// merge left on it is that of the series' latest change, and a series that
+// stops changing would keep exporting one old timestamp (through remote
+// write, an engine would then drop it from instant queries after its
+// lookback, and from a window's baseline). A zero now (the statistics'
+// Collect, which reads no timestamps) keeps the stored times.
 func (s *store) copyLocked(dst []metricdata.ScopeMetrics, k *deltaSink, now time.Time) []metricdata.ScopeMetrics {
 	for _, sc := range s.scopes {
 		out := metricdata.ScopeMetrics{Scope: sc.Scope}
@@ -535,10 +543,13 @@ func (s *store) copyLocked(dst []metricdata.ScopeMetrics, k *deltaSink, now time
 				if k.wantsDelta(m) {
 					data = k.take(sc.Scope.Name, m.meta.Name, now)
 				} else if m.data != nil {
-					data = copyAggregation(m.data)
+					data = stampAt(copyAggregation(m.data), now)
 				}
 			} else if m.data != nil {
 				data = copyAggregation(m.data)
+				if !m.snapshot {
+					data = stampAt(data, now)
+				}
 			}
 			if data == nil || points(data) == 0 {
 				continue
@@ -604,6 +615,41 @@ func copyAggregation(a metricdata.Aggregation) metricdata.Aggregation {
 	case metricdata.ExponentialHistogram[float64]:
 		d.DataPoints = copyExpPoints(d.DataPoints)
 		return d
+	}
+	return a
+}
+
+// stampAt sets the Time of every point of a, a copy, to now (unless now is
+// zero) and returns it.
+func stampAt(a metricdata.Aggregation, now time.Time) metricdata.Aggregation {
+	if now.IsZero() {
+		return a
+	}
+	switch d := a.(type) {
+	case metricdata.Sum[int64]:
+		for i := range d.DataPoints {
+			d.DataPoints[i].Time = now
+		}
+	case metricdata.Sum[float64]:
+		for i := range d.DataPoints {
+			d.DataPoints[i].Time = now
+		}
+	case metricdata.Histogram[int64]:
+		for i := range d.DataPoints {
+			d.DataPoints[i].Time = now
+		}
+	case metricdata.Histogram[float64]:
+		for i := range d.DataPoints {
+			d.DataPoints[i].Time = now
+		}
+	case metricdata.ExponentialHistogram[int64]:
+		for i := range d.DataPoints {
+			d.DataPoints[i].Time = now
+		}
+	case metricdata.ExponentialHistogram[float64]:
+		for i := range d.DataPoints {
+			d.DataPoints[i].Time = now
+		}
 	}
 	return a
 }

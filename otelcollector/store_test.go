@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
@@ -211,4 +212,112 @@ func TestKeptSeriesAfterOverflowInInterval(t *testing.T) {
 			t.Errorf("scrape lacks %s:\n%s", want, body)
 		}
 	}
+}
+
+// cumulativeExporter is a ProducerExporter that states its temporality,
+// cumulative for every kind, as exporters/otlp does by default.
+type cumulativeExporter struct {
+	r *sdkmetric.ManualReader
+	p atomic.Pointer[sdkmetric.Producer]
+}
+
+func newCumulativeExporter() *cumulativeExporter {
+	e := &cumulativeExporter{}
+	e.r = sdkmetric.NewManualReader(sdkmetric.WithProducer(producerFunc(func(ctx context.Context) ([]metricdata.ScopeMetrics, error) {
+		if p := e.p.Load(); p != nil {
+			return (*p).Produce(ctx)
+		}
+		return nil, nil
+	})))
+	return e
+}
+
+func (e *cumulativeExporter) Reader() sdkmetric.Reader               { return e.r }
+func (e *cumulativeExporter) Shutdown(context.Context) error         { return nil }
+func (e *cumulativeExporter) SetProducer(p sdkmetric.Producer) error { e.p.Store(&p); return nil }
+func (e *cumulativeExporter) Temporality(sdkmetric.InstrumentKind) metricdata.Temporality {
+	return metricdata.CumulativeTemporality
+}
+
+// TestStoreCumulativeTimeIsCollectionTime: every cumulative point the store
+// exports carries the time of the collection, as the SDK's own cumulative
+// points do, also for a series with no record since the previous one. A
+// point that kept the time of its latest change made a series that stops
+// changing look old: through the Collector's prometheusremotewrite exporter
+// its samples kept one timestamp, and 5 minutes (Prometheus' lookback)
+// after its latest change an instant query lost a live daemon's series,
+// such as its sessions gauge, and a window starting over an hour after a
+// counter's latest change found no baseline for it (found by the fleet
+// push test, whose waits saw a live daemon's latest remote-written sample
+// never advance). Under WithStatsResolution, as the daemons run.
+func TestStoreCumulativeTimeIsCollectionTime(t *testing.T) {
+	for _, mode := range counterModes {
+		t.Run(mode.name, func(t *testing.T) {
+			ctx := context.Background()
+			exp := newCumulativeExporter()
+			c, err := otelcollector.New(ctx, append(mode.opts, otelcollector.WithExporter(exp), otelcollector.WithResource(resource.Empty()),
+				otelcollector.WithStatsResolution(50*time.Millisecond))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			identityWorkload(t, c, 1)
+			var rm metricdata.ResourceMetrics
+			if err := exp.r.Collect(ctx, &rm); err != nil {
+				t.Fatal(err)
+			}
+			// Nothing recorded since: a later collection must still stamp
+			// every point with its own time, after the previous one.
+			before := time.Now()
+			if err := exp.r.Collect(ctx, &rm); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					for _, at := range pointTimes(m.Data) {
+						n++
+						if at.Before(before) {
+							t.Errorf("%s: point time %v, before the collection began (%v)", m.Name, at, before)
+						}
+					}
+				}
+			}
+			if n == 0 {
+				t.Fatal("no points collected")
+			}
+		})
+	}
+}
+
+// pointTimes returns the Time of every point of a.
+func pointTimes(a metricdata.Aggregation) []time.Time {
+	var out []time.Time
+	switch d := a.(type) {
+	case metricdata.Sum[int64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Time)
+		}
+	case metricdata.Sum[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Time)
+		}
+	case metricdata.Gauge[int64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Time)
+		}
+	case metricdata.Gauge[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Time)
+		}
+	case metricdata.Histogram[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Time)
+		}
+	case metricdata.ExponentialHistogram[float64]:
+		for _, p := range d.DataPoints {
+			out = append(out, p.Time)
+		}
+	}
+	return out
 }

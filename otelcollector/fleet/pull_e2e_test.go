@@ -81,23 +81,20 @@ type fleetRun struct {
 	alive   map[string]bool
 	// snaps[proc][window] are a dead process's own stats.
 	snaps map[string]map[[2]int]map[string]otelcollector.AggregatedStats
-	// waitTotals reports the engine's per-target token totals.
-	waitTotals func(e *enginepeer.Engine) (map[string]float64, error)
 	// flush is called after each batch of records (push tests).
 	flush func(d *daemon)
 	// midPhase2 runs in phase 2 after the records, before the restart of
 	// daemon B (push tests restart the Collector there).
 	midPhase2 func()
-	// settle is waited before each boundary after a daemon stopped (push:
-	// until the Collector's exporter has expired its series).
-	settle  time.Duration
-	stopped bool
 	// lookbackSessions lists engines that see no staleness (remote write
 	// carries none): a daemon gone for good adds its last sessions gauge
 	// until the lookback (5 minutes) has passed since its last sample.
 	lookbackSessions map[*enginepeer.Engine]bool
 	// stoppedAt is when each stopped process stopped.
 	stoppedAt map[string]time.Time
+	// doneAt is when each process's latest batch had been recorded (and
+	// flushed): a sample the engine takes after it holds the whole batch.
+	doneAt map[string]time.Time
 }
 
 var (
@@ -110,14 +107,12 @@ func newFleetRun(t *testing.T, engines []*enginepeer.Engine, daemons map[string]
 		t: t, engines: engines, daemons: daemons,
 		tr:     truth{alive: map[int]map[string]bool{}},
 		procOf: map[string]string{}, totals: map[string]float64{}, alive: map[string]bool{}, stoppedAt: map[string]time.Time{},
-		snaps: map[string]map[[2]int]map[string]otelcollector.AggregatedStats{},
+		doneAt: map[string]time.Time{},
+		snaps:  map[string]map[[2]int]map[string]otelcollector.AggregatedStats{},
 	}
 	for name := range daemons {
 		r.procOf[name] = name + "1"
 		r.alive[name+"1"] = true
-	}
-	r.waitTotals = func(e *enginepeer.Engine) (map[string]float64, error) {
-		return markers(engineAPI(t, e.URL))
 	}
 	return r
 }
@@ -134,15 +129,35 @@ func (r *fleetRun) record(name string, phase int, ops []op) {
 	if r.flush != nil {
 		r.flush(d)
 	}
+	r.doneAt[proc] = time.Now()
 }
 
-// waitScraped waits until every engine holds each live daemon's latest
-// token total, so that a boundary taken now has every record before it.
+// waitScraped waits until every engine holds what the daemons did, so that
+// a boundary taken now has every record before it and nothing changes
+// between it and the next records. Per engine:
+//   - each live process's latest marker total, in a sample taken after
+//     the process's latest batch returned (doneAt). A sample taken while a
+//     batch is being recorded, or a Collector's exporter holding a
+//     periodic export that overlapped it, can show the marker (the batch's
+//     last op) with earlier instruments, such as the sessions gauge,
+//     collected before the batch's own records of them; the next sample
+//     corrects it, but only up to a scrape interval later, after the
+//     boundary;
+//   - on an engine with staleness, no marker of a stopped process: its
+//     series have been marked stale (the failed scrape of a pulled daemon,
+//     or the Collector's exporter expiring a pushing one after
+//     metric_expiration and the next scrape), which no fixed sleep after
+//     the stop guarantees on a loaded machine;
+//   - the sessions gauge, summed per orchestrator as an instant query at
+//     this moment sees it, equal to what the test expects at a boundary
+//     (sessionsNow), since the gauge is the one value read at the
+//     boundary itself rather than from the window's samples.
 func (r *fleetRun) waitScraped() {
 	r.t.Helper()
 	for _, e := range r.engines {
+		a := engineAPI(r.t, e.URL)
 		testpeer.Eventually(r.t, 60*time.Second, func() error {
-			got, err := r.waitTotals(e)
+			got, err := markers(a)
 			if err != nil {
 				return err
 			}
@@ -151,8 +166,30 @@ func (r *fleetRun) waitScraped() {
 				if !r.alive[p] {
 					continue
 				}
-				if got[p] != r.totals[p] {
-					return fmt.Errorf("%s: daemon process %s: %v batches, want %v", e.Name, p, got[p], r.totals[p])
+				if got[p].value != r.totals[p] {
+					return fmt.Errorf("%s: daemon process %s: %v batches, want %v", e.Name, p, got[p].value, r.totals[p])
+				}
+				// Engines store milliseconds, and Prometheus aligns a
+				// scrape's timestamp up to 2 ms before its start.
+				if at, ok := r.doneAt[p]; ok && !got[p].at.After(at.Add(2*time.Millisecond)) {
+					return fmt.Errorf("%s: daemon process %s: latest sample at %v, not after its latest batch (%v)", e.Name, p, got[p].at, at)
+				}
+			}
+			if !r.lookbackSessions[e] {
+				for p, ok := range r.alive {
+					if !ok && got[p].seen {
+						return fmt.Errorf("%s: stopped daemon process %s: its series are not stale yet", e.Name, p)
+					}
+				}
+			}
+			now := time.Now()
+			for _, o := range orchs {
+				want, ok := r.sessionsNow(e, o, len(r.bounds), now)
+				if !ok {
+					continue
+				}
+				if got, err := sessionsAt(a, o, now); err != nil || got != want {
+					return fmt.Errorf("%s: %s: sessions gauge sums to %d (%v), want %d", e.Name, o, got, err, want)
 				}
 			}
 			return nil
@@ -160,12 +197,31 @@ func (r *fleetRun) waitScraped() {
 	}
 }
 
+// sessionsNow is ActiveSessions at boundary to (evaluated at at) as the
+// engine e sees it: the live processes' open sessions on an engine with
+// staleness, sessionsInLookback on one without; ok is false when that is
+// not determinable (see sessionsInLookback).
+func (r *fleetRun) sessionsNow(e *enginepeer.Engine, orch string, to int, at time.Time) (int64, bool) {
+	if r.lookbackSessions[e] {
+		return r.sessionsInLookback(orch, to, at)
+	}
+	var n int64
+	for _, ev := range r.tr.events {
+		if ev.phase > to || ev.op.Orch != orch || !r.alive[ev.proc] {
+			continue
+		}
+		switch ev.op.Op {
+		case "session_start":
+			n++
+		case "session_end":
+			n--
+		}
+	}
+	return n, true
+}
+
 func (r *fleetRun) boundary() {
 	r.t.Helper()
-	if r.stopped {
-		time.Sleep(r.settle)
-		r.stopped = false
-	}
 	r.waitScraped()
 	time.Sleep(150 * time.Millisecond)
 	r.bounds = append(r.bounds, time.Now())
@@ -204,7 +260,6 @@ func (r *fleetRun) stop(name string) {
 	r.snapshot(name)
 	r.daemons[name].Stop()
 	r.stoppedAt[r.procOf[name]] = time.Now()
-	r.stopped = true
 	r.alive[r.procOf[name]] = false
 }
 
@@ -213,11 +268,13 @@ func (r *fleetRun) stop(name string) {
 // it. Per daemon, that is the value of its latest process that recorded a
 // session for orch, alive or not: a restarted daemon (the same
 // service.instance.id) overwrites its predecessor's series only once it
-// records sessions itself. ok is false once 4 minutes have passed since a
-// process stopped, when the 5-minute lookback may soon drop its series.
-func (r *fleetRun) sessionsInLookback(orch string, to int) (n int64, ok bool) {
-	for _, at := range r.stoppedAt {
-		if time.Since(at) > 4*time.Minute {
+// records sessions itself. at is the time the gauge is read at (the
+// boundary t_to): ok is false when 4 minutes or more have passed from a
+// process's stop to at, when the 5-minute lookback (counted back from at)
+// may drop its series: then the value is not determinable.
+func (r *fleetRun) sessionsInLookback(orch string, to int, at time.Time) (n int64, ok bool) {
+	for _, stop := range r.stoppedAt {
+		if at.Sub(stop) >= 4*time.Minute {
 			return 0, false
 		}
 	}
@@ -357,8 +414,8 @@ func (r *fleetRun) checkT(t *testing.T, opts ...fleet.Option) {
 					// successor wrote the series. (Not asserted past 4
 					// minutes.)
 					var ok bool
-					if wantSessions, ok = r.sessionsInLookback(o, w[1]); !ok {
-						t.Logf("%s: ActiveSessions not checked: more than 4 minutes since a daemon stopped", what)
+					if wantSessions, ok = r.sessionsInLookback(o, w[1], r.bounds[w[1]]); !ok {
+						t.Logf("%s: ActiveSessions not checked: more than 4 minutes from a daemon's stop to the boundary", what)
 						wantSessions = got.ActiveSessions
 					}
 				}

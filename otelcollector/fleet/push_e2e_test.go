@@ -32,7 +32,12 @@ func TestPushExact(t *testing.T) {
 	written := enginepeer.StartPrometheus(t, enginepeer.Options{Flags: []string{"--web.enable-remote-write-receiver"}})
 	written.Name = "prometheus-remote-write"
 	col := enginepeer.StartCollector(t, enginepeer.CollectorOptions{
-		GRPCAddr: grpc, PrometheusAddr: promAddr, MetricExpiration: 2 * time.Second,
+		// The exporter expires a series 5 s after its latest push: well
+		// past the daemons' 500 ms push interval, so that a live daemon
+		// delayed on a loaded machine keeps its series (a gap at a
+		// boundary would drop its sessions gauge there); the boundaries
+		// wait until a stopped daemon's series have expired.
+		GRPCAddr: grpc, PrometheusAddr: promAddr, MetricExpiration: 5 * time.Second,
 		RemoteWriteURL: written.URL + "/api/v1/write",
 	})
 	daemons := map[string]*daemon{}
@@ -43,7 +48,6 @@ func TestPushExact(t *testing.T) {
 	}
 	r := newFleetRun(t, []*enginepeer.Engine{scraped, written}, daemons)
 	r.flush = func(d *daemon) { d.Flush() }
-	r.settle = 3 * time.Second
 	r.midPhase2 = col.Restart
 	r.lookbackSessions = map[*enginepeer.Engine]bool{written: true}
 	r.play()

@@ -1,10 +1,12 @@
 package fleet_test
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -268,23 +270,69 @@ func engineAPI(t testing.TB, url string) v1.API {
 	return v1.NewAPI(c)
 }
 
+// marker is a daemon process's marker total and the time of its latest
+// sample.
+type marker struct {
+	value float64
+	at    time.Time
+	// seen: an instant query sees the series (it is not stale, nor past
+	// the engine's lookback).
+	seen bool
+}
+
 // markers returns, per daemon process, the tokens it recorded for the
 // marker orchestrator (model = the process name): one per batch, so that
 // the test can wait until an engine has every batch of every live process.
 // A gone process's series (without staleness when remote-written) keep
-// their own model and do not disturb the others.
-func markers(a v1.API) (map[string]float64, error) {
+// their own model and do not disturb the others; on an engine with
+// staleness a process whose series are stale is not seen.
+// (VictoriaMetrics' timestamp() still finds a series its instant queries
+// no longer see, so seen comes from the sum alone.)
+func markers(a v1.API) (map[string]marker, error) {
 	ctx, cancel := contextTimeout(5 * time.Second)
 	defer cancel()
-	v, _, _, err := a.Query(ctx, `sum by (model) (orchestrator_tokens_used_total{orchestrator_id="orch-marker"})`, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]float64{}
-	for _, s := range v.(model.Vector) {
-		out[string(s.Metric["model"])] = float64(s.Value)
+	now := time.Now()
+	const sel = `orchestrator_tokens_used_total{orchestrator_id="orch-marker"}`
+	out := map[string]marker{}
+	for _, q := range []string{`sum by (model) (` + sel + `)`, `max by (model) (timestamp(` + sel + `))`} {
+		v, _, _, err := a.Query(ctx, q, now)
+		if err != nil {
+			return nil, err
+		}
+		vec, ok := v.(model.Vector)
+		if !ok {
+			return nil, fmt.Errorf("%s: answer of type %v", q, v.Type())
+		}
+		for _, s := range vec {
+			m := out[string(s.Metric["model"])]
+			if strings.HasPrefix(q, "sum") {
+				m.value, m.seen = float64(s.Value), true
+			} else {
+				m.at = time.UnixMilli(int64(math.Round(float64(s.Value) * 1000)))
+			}
+			out[string(s.Metric["model"])] = m
+		}
 	}
 	return out, nil
+}
+
+// sessionsAt is the sessions gauge of orch summed over every series, as
+// an instant query at ts sees it.
+func sessionsAt(a v1.API, orch string, ts time.Time) (int64, error) {
+	ctx, cancel := contextTimeout(5 * time.Second)
+	defer cancel()
+	v, _, _, err := a.Query(ctx, `sum(orchestrator_sessions_active{orchestrator_id=`+strconv.Quote(orch)+`})`, ts)
+	if err != nil {
+		return 0, err
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return 0, fmt.Errorf("answer of type %v", v.Type())
+	}
+	if len(vec) == 0 {
+		return 0, nil
+	}
+	return int64(math.Round(float64(vec[0].Value))), nil
 }
 
 func newClient(t testing.TB, url string, opts ...fleet.Option) *fleet.Client {
@@ -295,5 +343,3 @@ func newClient(t testing.TB, url string, opts ...fleet.Option) *fleet.Client {
 	}
 	return c
 }
-
-var _ = strconv.Itoa
