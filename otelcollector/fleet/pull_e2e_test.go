@@ -423,13 +423,15 @@ func (r *fleetRun) checkT(t *testing.T, opts ...fleet.Option) {
 					t.Errorf("%s: ActiveSessions = %d, want %d", what, got.ActiveSessions, wantSessions)
 				}
 				checkCounts(t, what+" (vs in-process)", got, r.inProcess(o, w))
-				ids, err := c.Orchestrators(ctx, tw)
-				if err != nil {
-					t.Fatalf("%s: Orchestrators: %v", what, err)
-				}
-				if wantIDs := r.activeIDs(w); !slices.Equal(ids, wantIDs) {
-					t.Errorf("%s: Orchestrators = %v, want %v", what, ids, wantIDs)
-				}
+			}
+			// The window's orchestrators (the same call for each of them).
+			what := fmt.Sprintf("%s window t%d..t%d", e.Name, w[0], w[1])
+			ids, err := c.Orchestrators(ctx, tw)
+			if err != nil {
+				t.Fatalf("%s: Orchestrators: %v", what, err)
+			}
+			if wantIDs := r.activeIDs(w); !slices.Equal(ids, wantIDs) {
+				t.Errorf("%s: Orchestrators = %v, want %v", what, ids, wantIDs)
 			}
 		}
 		// Last: from t_0 to now (nothing after t_3).
@@ -509,8 +511,12 @@ func TestPullExact(t *testing.T) {
 		{"default", []fleet.Option{sel}},
 		// Raw in queries of a few samples: each daemon's series in
 		// consecutive time slices, the restart and the engines' range edges
-		// inside them.
-		{"raw-in-slices", []fleet.Option{sel, fleet.WithChunkBudget(4)}},
+		// inside them. 16 samples a query: most instances are still read
+		// in slices (some of them empty), most resets are still found
+		// against the previous slice's last value, and instances with few
+		// samples are grouped into one query (with 4, none were; and more
+		// than half the queries were empty slices).
+		{"raw-in-slices", []fleet.Option{sel, fleet.WithChunkBudget(16)}},
 		// The windows hold few samples, so the default reads them raw; the
 		// same answers through the grid of last/min/resets (the path of
 		// long windows), with the resets found inside grid intervals. (Its
