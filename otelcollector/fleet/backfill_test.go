@@ -40,6 +40,9 @@ type histSpec struct {
 	step           time.Duration
 	start, end     time.Time
 	seed           uint64
+	// maxBlock, when not zero, is promtool's --max-block-duration: fewer,
+	// longer blocks (the default writes one per 2 h that holds samples).
+	maxBlock time.Duration
 }
 
 // genHistory writes OpenMetrics text of the fleet's history to path: each
@@ -204,7 +207,11 @@ func backfill(t testing.TB, sp histSpec, o ...enginepeer.Options) (*history, *en
 	h := genHistory(t, om, sp)
 	data := filepath.Join(dir, "data")
 	began := time.Now()
-	out, err := testpeer.Promtool(t, nil, "tsdb", "create-blocks-from", "openmetrics", "--quiet", om, data)
+	args := []string{"tsdb", "create-blocks-from", "openmetrics", "--quiet"}
+	if sp.maxBlock > 0 {
+		args = append(args, fmt.Sprintf("--max-block-duration=%dh", sp.maxBlock/time.Hour))
+	}
+	out, err := testpeer.Promtool(t, nil, append(args, om, data)...)
 	if err != nil {
 		t.Fatalf("promtool: %v\n%s", err, out)
 	}
@@ -272,10 +279,12 @@ func TestLongWindows(t *testing.T) {
 		start = s.Truncate(time.Hour)
 	}
 	end := now.Add(-10 * time.Minute).Truncate(time.Hour)
-	// A sample every 6 h: promtool of Prometheus 2.42 writes one block per
-	// 2 h that holds samples, and its time grows with the number of blocks
-	// (about 0.4 s each here), not with the samples.
-	sp := histSpec{orchs: 100, daemons: 2, detailed: 3, step: 6 * time.Hour, start: start.Truncate(6 * time.Hour), end: end.Truncate(6 * time.Hour), seed: 30}
+	// A sample every 6 h, in blocks of at most 7 days (5 or 6 blocks under
+	// each window): by default promtool of Prometheus 2.42 writes one block
+	// per 2 h that holds samples, and its time and the server's grow with
+	// the number of blocks, not with the samples (about 130 blocks: 21
+	// CPU-s for the test, promtool and Prometheus, against 9).
+	sp := histSpec{orchs: 100, daemons: 2, detailed: 3, step: 6 * time.Hour, start: start.Truncate(6 * time.Hour), end: end.Truncate(6 * time.Hour), seed: 30, maxBlock: 7 * 24 * time.Hour}
 	h, prom := backfill(t, sp)
 	c := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`))
 	// The same windows through the grid: these windows hold few enough
