@@ -276,18 +276,51 @@ func eventuallyAllReturnData(t *testing.T, prom *testpeer.Prometheus, queries []
 	t.Logf("%d queries returned data", len(queries))
 }
 
-// startQuickstart builds examples/quickstart and runs it on a loopback
-// port; it is interrupted (a clean shutdown) when the test ends.
+// quickstartBuild is examples/quickstart built once for the test process:
+// the tests that run it (three quickstarts in two tests) share the binary.
+// TestMain removes it.
+var quickstartBuild struct {
+	once     sync.Once
+	dir, bin string
+	out      []byte
+	err      error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if quickstartBuild.dir != "" {
+		os.RemoveAll(quickstartBuild.dir)
+	}
+	os.Exit(code)
+}
+
+// quickstartBinary builds examples/quickstart on its first call.
+func quickstartBinary(t *testing.T) string {
+	t.Helper()
+	goTool := testpeer.GoTool(t)
+	b := &quickstartBuild
+	b.once.Do(func() {
+		if b.dir, b.err = os.MkdirTemp("", "docs-quickstart-"); b.err != nil {
+			return
+		}
+		b.bin = filepath.Join(b.dir, "quickstart")
+		if runtime.GOOS == "windows" {
+			b.bin += ".exe"
+		}
+		b.out, b.err = exec.Command(goTool, "build", "-o", b.bin, "../examples/quickstart").CombinedOutput()
+	})
+	if b.err != nil {
+		t.Fatalf("building the quickstart: %v\n%s", b.err, b.out)
+	}
+	return b.bin
+}
+
+// startQuickstart runs examples/quickstart (built once, quickstartBinary)
+// on a loopback port; it is interrupted (a clean shutdown) when the test
+// ends.
 func startQuickstart(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "quickstart")
-	if runtime.GOOS == "windows" {
-		bin += ".exe"
-	}
-	build := exec.Command(testpeer.GoTool(t), "build", "-o", bin, "../examples/quickstart")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the quickstart: %v\n%s", err, out)
-	}
+	bin := quickstartBinary(t)
 	var out syncBuffer
 	cmd := exec.Command(bin, "-addr", "127.0.0.1:0", "-every", "1h")
 	cmd.Stdout, cmd.Stderr = &out, &out
