@@ -56,6 +56,7 @@ type config struct {
 	latencyBuckets   []float64
 	cardinalityLimit int
 	atomicCounters   bool
+	sessionCounters  bool // WithSessionCounters
 	genaiMetrics     bool // WithGenAIMetrics (genai.go)
 	runtimeMetrics   bool // WithRuntimeMetrics (runtime.go)
 	errs             []error
@@ -252,6 +253,33 @@ func WithCardinalityLimit(n int) Option {
 func WithAtomicCounters() Option {
 	return optionFunc(func(c config) config {
 		c.atomicCounters = true
+		return c
+	})
+}
+
+// WithSessionCounters makes the Collector also export two counters beside
+// the orchestrator_sessions_active gauge: orchestrator_sessions_started_total
+// and orchestrator_sessions_ended_total (OTel names
+// orchestrator.sessions.started and orchestrator.sessions.ended, unit
+// {session}), labelled orchestrator_id and session_type like the gauge. They
+// count what RecordSessionStart and RecordSessionEnd (and SessionCounter's
+// Start and End) accept, in the same series as the gauge: the same
+// cardinality limit and overflow series (a record past the limit is counted
+// once in orchestrator_collector_overflow_total, under the gauge's metric),
+// ForgetOrchestrator forgets them, and with WithAtomicCounters they are
+// observable counters as the other counters are. A rejected end (no active
+// session) counts nothing.
+//
+// The fleet client reads them for its SessionsStarted and SessionsEnded,
+// which stay 0 without them: a gauge cannot tell how many sessions started
+// and ended between two scrapes. With WithAtomicCounters the in-process
+// AggregatedStats' SessionsStarted and SessionsEnded are then exact too
+// (they are lower bounds without this option). It costs one more SDK
+// measurement per session start and end, or in atomic mode one atomic add.
+// Default: off, and the scrape is then unchanged.
+func WithSessionCounters() Option {
+	return optionFunc(func(c config) config {
+		c.sessionCounters = true
 		return c
 	})
 }

@@ -47,7 +47,8 @@ type counterEntry struct {
 	// RecordSessionEnd checks.
 	n atomic.Int64
 	// started and ended count a session series' starts and ends in the
-	// synchronous mode, for the statistics.
+	// synchronous mode, for the statistics, and in both modes with
+	// WithSessionCounters, which exports them.
 	started, ended atomic.Int64
 	// live is set by the first record (atomic mode). Only live series are
 	// reported, so that binding a handle creates no series, as with the SDK.
@@ -83,6 +84,13 @@ type counter[K seriesKey] struct {
 	spec   counterSpec
 	sync   adder
 	series *series[K, *counterEntry]
+	// startsEnds (WithSessionCounters; the sessions counter only): every
+	// start and end is also counted in its entry's started and ended, in
+	// both modes, and exported as the counters schema.SessionsStarted and
+	// schema.SessionsEnded: through startedSync and endedSync in the
+	// synchronous mode, observed from the entries in atomic mode.
+	startsEnds             bool
+	startedSync, endedSync adder
 }
 
 // anyCounter is what the Collector does with every counter, whatever its
@@ -172,6 +180,35 @@ func (k *counter[K]) observe(o metric.Observer, obs metric.Int64Observable, reco
 	}
 }
 
+// observeStartsEnds reports, in atomic mode with WithSessionCounters, the
+// starts and ends of k's live series through started and ended, the
+// overflow series last (as observe does). A count of 0 is not reported: in
+// the synchronous mode a series of either counter exists from its first
+// record on, so the exported data are the same in both modes.
+func (k *counter[K]) observeStartsEnds(o metric.Observer, started, ended metric.Int64Observable, recording bool) {
+	report := func(e *counterEntry, opts []metric.ObserveOption) {
+		if n := e.started.Load(); n > 0 {
+			o.ObserveInt64(started, n, opts...)
+		}
+		if n := e.ended.Load(); n > 0 {
+			o.ObserveInt64(ended, n, opts...)
+		}
+	}
+	k.series.cache.Range(func(_ K, e *counterEntry) bool {
+		if e.live.Load() {
+			report(e, e.obs)
+		}
+		return true
+	})
+	if ov := k.series.overflow; ov != nil && ov.live.Load() {
+		opts := ov.obs
+		if recording {
+			opts = ov.obsRec
+		}
+		report(ov, opts)
+	}
+}
+
 type counterSpec struct {
 	name, unit, desc string
 	upDown           bool
@@ -198,6 +235,16 @@ func (c *Collector) createCounters(m metric.Meter, cfg config) error {
 	c.sessions, e = newCounter[labelPair](m, cfg, counterSpec{schema.SessionsActive, schema.UnitSessions, schema.DescSessionsActive, true,
 		[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeySessionType, "sessionType"}}, stats.CellSessions})
 	keep(c.sessions, e)
+	if e == nil && cfg.sessionCounters {
+		c.sessions.startsEnds = true
+		if !c.sessions.atomic {
+			unit := metric.WithUnit(schema.UnitSessions)
+			c.sessions.startedSync, e = m.Int64Counter(schema.SessionsStarted, unit, metric.WithDescription(schema.DescSessionsStarted))
+			err = errors.Join(err, e)
+			c.sessions.endedSync, e = m.Int64Counter(schema.SessionsEnded, unit, metric.WithDescription(schema.DescSessionsEnded))
+			err = errors.Join(err, e)
+		}
+	}
 	c.tokens, e = newCounter[labelPair](m, cfg, counterSpec{schema.TokensUsed, schema.UnitTokens, schema.DescTokensUsed, false,
 		[]field{{schema.KeyOrchestratorID, "orchestratorID"}, {schema.KeyModel, "model"}}, stats.CellTokens})
 	keep(c.tokens, e)
@@ -233,6 +280,17 @@ func (c *Collector) registerAtomicCounters(m metric.Meter, recording bool) (metr
 		err = errors.Join(err, e)
 		observables[i] = obs[i]
 	}
+	var started, ended metric.Int64Observable
+	sessions := c.sessions
+	if sessions != nil && sessions.startsEnds {
+		unit := metric.WithUnit(schema.UnitSessions)
+		var e error
+		started, e = m.Int64ObservableCounter(schema.SessionsStarted, unit, metric.WithDescription(schema.DescSessionsStarted))
+		err = errors.Join(err, e)
+		ended, e = m.Int64ObservableCounter(schema.SessionsEnded, unit, metric.WithDescription(schema.DescSessionsEnded))
+		err = errors.Join(err, e)
+		observables = append(observables, started, ended)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +298,9 @@ func (c *Collector) registerAtomicCounters(m metric.Meter, recording bool) (metr
 	return m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		for i, k := range counters {
 			k.observe(o, obs[i], recording)
+		}
+		if started != nil {
+			sessions.observeStartsEnds(o, started, ended, recording)
 		}
 		return nil
 	}, observables...)
@@ -291,7 +352,7 @@ func (e *counterEntry) isDead() bool { return e.dead.Load() }
 // each new series registers a cell (stats.Cell) before it is cached.
 func (k *counter[K]) linkStats(st *stats.Store) {
 	kind := k.spec.cell
-	if kind == stats.CellSessions && k.atomic {
+	if kind == stats.CellSessions && k.atomic && !k.startsEnds {
 		kind = stats.CellSessionsNet // only the net count is kept
 	}
 	k.series.link = func(vals labelValues, e *counterEntry) func() {

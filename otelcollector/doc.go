@@ -29,7 +29,9 @@
 //	orchestrator_collector_rejected_total        counter                reason
 //	orchestrator_collector_overflow_total        counter                metric (only once a limit is reached)
 //
-// Optional, beside those and never instead: WithGenAIMetrics adds the
+// Optional, beside those and never instead: WithSessionCounters adds
+// orchestrator_sessions_started_total and orchestrator_sessions_ended_total
+// (counters, orchestrator_id, session_type); WithGenAIMetrics adds the
 // OpenTelemetry GenAI client metrics gen_ai.client.token.usage and
 // gen_ai.client.operation.duration, fed by RecordTokenUsageDetailed;
 // WithRuntimeMetrics adds the Go runtime metrics of

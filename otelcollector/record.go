@@ -104,13 +104,17 @@ func (c *Collector) RecordSessionEnd(ctx context.Context, orchestratorID, sessio
 }
 
 func (c *Collector) sessionStart(ctx context.Context, e *counterEntry) {
-	if !c.sessions.atomic {
+	k := c.sessions
+	if !k.atomic || k.startsEnds {
 		// Before the active count: an end that sees this start's count
 		// finds the start counted (stats.Cell loads ends first).
 		e.started.Add(1)
 	}
 	e.n.Add(1)
-	c.sessions.publish(ctx, e, 1)
+	k.publish(ctx, e, 1)
+	if k.startedSync != nil {
+		k.startedSync.Add(ctx, 1, e.opts...)
+	}
 }
 
 func (c *Collector) sessionEnd(ctx context.Context, e *counterEntry) error {
@@ -123,10 +127,14 @@ func (c *Collector) sessionEnd(ctx context.Context, e *counterEntry) error {
 			break
 		}
 	}
-	if !c.sessions.atomic {
+	k := c.sessions
+	if !k.atomic || k.startsEnds {
 		e.ended.Add(1)
 	}
-	c.sessions.publish(ctx, e, -1)
+	k.publish(ctx, e, -1)
+	if k.endedSync != nil {
+		k.endedSync.Add(ctx, 1, e.opts...)
+	}
 	return nil
 }
 

@@ -71,7 +71,8 @@ type AggregatedStats struct {
 	// SessionsStarted and SessionsEnded count RecordSessionStart and
 	// RecordSessionEnd calls in the window. With WithAtomicCounters only the
 	// net count is sampled, so a start and an end between two samples cancel
-	// out and these are lower bounds.
+	// out and these are lower bounds, unless WithSessionCounters is given
+	// too (it keeps both counts).
 	SessionsStarted int64 `json:"sessions_started"`
 	SessionsEnded   int64 `json:"sessions_ended"`
 	// TotalTokens is the sum of tokens recorded in the window, and

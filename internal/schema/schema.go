@@ -26,6 +26,16 @@ const (
 	CollectorOverflow = "orchestrator.collector.overflow"     // orchestrator_collector_overflow_total
 )
 
+// The opt-in session counters (otelcollector.WithSessionCounters): every
+// start and end of a session, labelled like SessionsActive. Counters of unit
+// UnitSessions, so that the translation adds only _total.
+const (
+	SessionsStarted     = "orchestrator.sessions.started" // orchestrator_sessions_started_total
+	SessionsEnded       = "orchestrator.sessions.ended"   // orchestrator_sessions_ended_total
+	DescSessionsStarted = "Agent sessions started, by orchestrator and session type."
+	DescSessionsEnded   = "Agent sessions ended, by orchestrator and session type."
+)
+
 // OTLPFailedExports counts the periodic exports of exporters/otlp that
 // failed. That exporter adds it to its own pushes (a Producer on its reader),
 // scope OTLPScopeName; the Prometheus name is

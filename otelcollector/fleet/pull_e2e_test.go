@@ -17,6 +17,10 @@ import (
 	"github.com/wundr-io/orchestrator-otel/otelcollector/fleet"
 )
 
+// sessionCountersEnv, in a daemon process's environment, makes it export
+// the session counters (otelcollector.WithSessionCounters).
+const sessionCountersEnv = "FLEET_DAEMON_SESSION_COUNTERS=1"
+
 func contextTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
@@ -27,6 +31,9 @@ func daemonExtraOptions() []otelcollector.Option {
 	var opts []otelcollector.Option
 	if os.Getenv("FLEET_DAEMON_NATIVE") != "" {
 		opts = append(opts, nativeOption())
+	}
+	if os.Getenv(strings.TrimSuffix(sessionCountersEnv, "=1")) != "" {
+		opts = append(opts, otelcollector.WithSessionCounters())
 	}
 	return opts
 }
@@ -95,6 +102,9 @@ type fleetRun struct {
 	// doneAt is when each process's latest batch had been recorded (and
 	// flushed): a sample the engine takes after it holds the whole batch.
 	doneAt map[string]time.Time
+	// sessionCounters: the daemons run with WithSessionCounters, so that
+	// SessionsStarted and SessionsEnded are exact; without it they are 0.
+	sessionCounters bool
 }
 
 var (
@@ -341,6 +351,8 @@ func (r *fleetRun) inProcess(orch string, w [2]int) otelcollector.AggregatedStat
 		}
 		sum.DelegationsOut += s.DelegationsOut
 		sum.DelegationsIn += s.DelegationsIn
+		sum.SessionsStarted += s.SessionsStarted
+		sum.SessionsEnded += s.SessionsEnded
 	}
 	if sum.Messages > 0 {
 		sum.AvgLatency = lat / time.Duration(sum.Messages)
@@ -366,11 +378,20 @@ func (r *fleetRun) play() {
 	for _, n := range names {
 		r.record(n, 1, genOps(rng, 40))
 	}
-	r.record("A", 1, []op{{Op: "delegation", Orch: "orch-2", To: "orch-3", Status: "error"}})
+	// Sessions that start and end inside windows (genOps only starts
+	// them): on two session types, through A, B before its restart and C
+	// before its stop.
+	r.record("A", 1, []op{
+		{Op: "delegation", Orch: "orch-2", To: "orch-3", Status: "error"},
+		{Op: "session_start", Orch: "orch-2", Type: "chat"},
+		{Op: "session_start", Orch: "orch-2", Type: "chat"},
+		{Op: "session_end", Orch: "orch-2", Type: "chat"},
+	})
 	r.boundary() // t_1
 	for _, n := range names {
 		r.record(n, 2, genOps(rng, 40))
 	}
+	r.record("B", 2, []op{{Op: "session_start", Orch: "orch-1", Type: "review"}, {Op: "session_end", Orch: "orch-1", Type: "review"}})
 	if r.midPhase2 != nil {
 		r.waitScraped()
 		r.midPhase2()
@@ -378,9 +399,9 @@ func (r *fleetRun) play() {
 	r.restart("B", 2)
 	r.record("B", 2, afterRestartOps())
 	r.boundary() // t_2
-	r.record("C", 3, genOps(rng, 20))
+	r.record("C", 3, append(genOps(rng, 20), op{Op: "session_start", Orch: "orch-1", Type: "chat"}, op{Op: "session_end", Orch: "orch-1", Type: "chat"}))
 	r.stop("C")
-	r.record("A", 3, genOps(rng, 40))
+	r.record("A", 3, append(genOps(rng, 40), op{Op: "session_end", Orch: "orch-2", Type: "chat"}))
 	r.record("B", 3, afterRestartOps())
 	r.boundary() // t_3
 }
@@ -423,6 +444,7 @@ func (r *fleetRun) checkT(t *testing.T, opts ...fleet.Option) {
 					t.Errorf("%s: ActiveSessions = %d, want %d", what, got.ActiveSessions, wantSessions)
 				}
 				checkCounts(t, what+" (vs in-process)", got, r.inProcess(o, w))
+				r.checkSessionCounts(t, what, got, want.AggregatedStats, r.inProcess(o, w))
 			}
 			// The window's orchestrators (the same call for each of them).
 			what := fmt.Sprintf("%s window t%d..t%d", e.Name, w[0], w[1])
@@ -442,6 +464,7 @@ func (r *fleetRun) checkT(t *testing.T, opts ...fleet.Option) {
 			}
 			want := r.tr.expect(o, 0, 3)
 			checkCounts(t, e.Name+" "+o+" Last", got, want.AggregatedStats)
+			r.checkSessionCounts(t, e.Name+" "+o+" Last", got, want.AggregatedStats, r.inProcess(o, [2]int{0, 3}))
 			checkClassicPercentiles(t, e.Name+" "+o+" Last", got, want)
 		}
 		// An orchestrator nobody recorded for.
@@ -453,6 +476,26 @@ func (r *fleetRun) checkT(t *testing.T, opts ...fleet.Option) {
 			t.Errorf("%s: unknown orchestrator: %+v", e.Name, got)
 		}
 		cancel()
+	}
+}
+
+// checkSessionCounts compares SessionsStarted and SessionsEnded with the
+// ground truth and the daemons' own stats when the daemons export the
+// session counters, and asserts 0 when they do not (the gauge alone
+// cannot give them).
+func (r *fleetRun) checkSessionCounts(t *testing.T, what string, got, want, own otelcollector.AggregatedStats) {
+	t.Helper()
+	if !r.sessionCounters {
+		if got.SessionsStarted != 0 || got.SessionsEnded != 0 {
+			t.Errorf("%s: SessionsStarted/Ended = %d/%d without the session counters, want 0/0", what, got.SessionsStarted, got.SessionsEnded)
+		}
+		return
+	}
+	if got.SessionsStarted != want.SessionsStarted || got.SessionsEnded != want.SessionsEnded {
+		t.Errorf("%s: SessionsStarted/Ended = %d/%d, want %d/%d", what, got.SessionsStarted, got.SessionsEnded, want.SessionsStarted, want.SessionsEnded)
+	}
+	if got.SessionsStarted != own.SessionsStarted || got.SessionsEnded != own.SessionsEnded {
+		t.Errorf("%s: SessionsStarted/Ended = %d/%d, the daemons' own stats %d/%d", what, got.SessionsStarted, got.SessionsEnded, own.SessionsStarted, own.SessionsEnded)
 	}
 }
 
@@ -482,7 +525,9 @@ func (r *fleetRun) activeIDs(w [2]int) []string {
 // TestPullExact: Prometheus 2.42 and VictoriaMetrics 1.79 scrape three
 // daemon processes (one restarts mid-window, one stops for good); the fleet
 // stats of every window equal the ground truth and the sum of the daemons'
-// own in-process stats, on both engines.
+// own in-process stats, on both engines. The daemons run with
+// WithSessionCounters, so SessionsStarted and SessionsEnded are among the
+// exact fields.
 func TestPullExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts Prometheus, VictoriaMetrics and three daemons")
@@ -493,13 +538,14 @@ func TestPullExact(t *testing.T) {
 	daemons := map[string]*daemon{}
 	var targets []string
 	for _, n := range []string{"A", "B", "C"} {
-		daemons[n] = startDaemon(t, n, "")
+		daemons[n] = startDaemon(t, n, "", sessionCountersEnv)
 		targets = append(targets, daemons[n].Addr)
 	}
 	job := enginepeer.ScrapeJob("orchestrator-daemon", false, targets...)
 	prom := enginepeer.StartPrometheus(t, enginepeer.Options{ScrapeConfigs: job})
 	vm := enginepeer.StartVictoriaMetrics(t, enginepeer.Options{ScrapeConfigs: job})
 	r := newFleetRun(t, []*enginepeer.Engine{prom, vm}, daemons)
+	r.sessionCounters = true
 	r.play()
 	sel := fleet.WithSelector(`job="orchestrator-daemon"`)
 	// The same answers through each read path; the checks only read, so

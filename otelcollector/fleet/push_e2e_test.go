@@ -19,7 +19,9 @@ import (
 // daemon on the scraped path (the Collector's exporter expires its series);
 // remote write carries no staleness, so there every sessions series keeps
 // its last written value within the lookback (5 minutes), a stopped or
-// restarted process's too, and the test asserts exactly that.
+// restarted process's too, and the test asserts exactly that. The daemons
+// run with WithSessionCounters: SessionsStarted and SessionsEnded are exact
+// on both paths.
 func TestPushExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts the test Collector, two Prometheus servers and three daemons")
@@ -43,10 +45,11 @@ func TestPushExact(t *testing.T) {
 	daemons := map[string]*daemon{}
 	for _, n := range []string{"A", "B", "C"} {
 		addr := testpeer.ClosedAddr(t)
-		daemons[n] = startDaemon(t, n, addr, "FLEET_DAEMON_OTLP="+grpc,
+		daemons[n] = startDaemon(t, n, addr, "FLEET_DAEMON_OTLP="+grpc, sessionCountersEnv,
 			"OTEL_SERVICE_NAME=orchestrator-daemon", "OTEL_RESOURCE_ATTRIBUTES=service.instance.id="+addr)
 	}
 	r := newFleetRun(t, []*enginepeer.Engine{scraped, written}, daemons)
+	r.sessionCounters = true
 	r.flush = func(d *daemon) { d.Flush() }
 	r.midPhase2 = col.Restart
 	r.lookbackSessions = map[*enginepeer.Engine]bool{written: true}

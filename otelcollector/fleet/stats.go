@@ -23,6 +23,10 @@ const (
 	mDelegations = "orchestrator_federation_delegations_total"
 	mSessions    = "orchestrator_sessions_active"
 	mOverflow    = "orchestrator_collector_overflow_total"
+	// mStarted and mEnded are the opt-in session counters
+	// (otelcollector.WithSessionCounters).
+	mStarted = "orchestrator_sessions_started_total"
+	mEnded   = "orchestrator_sessions_ended_total"
 	// mNative is the opt-in native histogram of the message latency
 	// (otelcollector.WithNativeLatencyHistogram).
 	mNative = "orchestrator_message_latency_native_seconds"
@@ -39,6 +43,8 @@ const (
 	fOut
 	fIn
 	fOverflow
+	fStarted
+	fEnded
 )
 
 // AggregatedStats returns what orchestratorID did in the window r, summed
@@ -55,8 +61,13 @@ const (
 // gone for longer than the engine's staleness period, or marked stale, adds
 // nothing.
 //
-// SessionsStarted and SessionsEnded are 0: the daemons export only the
-// sessions gauge.
+// SessionsStarted and SessionsEnded count the sessions started and ended
+// in the window, exactly like the other counts, from the counters
+// orchestrator_sessions_started_total and orchestrator_sessions_ended_total
+// that daemons export with otelcollector.WithSessionCounters. They are 0 from
+// daemons without that option (the sessions gauge alone cannot tell how many
+// sessions started and ended between two scrapes); in a fleet where only
+// some daemons have it, they count those daemons' sessions only.
 //
 // Truncated is true when the engine's retention cuts the window: records
 // made after the asked start may be missing. Start then says where the
@@ -119,6 +130,8 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 		fOut:      {metric: mDelegations, matchers: []string{"from_orchestrator=" + quote(orchestratorID)}},
 		fIn:       {metric: mDelegations, matchers: []string{"to_orchestrator=" + quote(orchestratorID)}},
 		fOverflow: {metric: mOverflow, matchers: []string{`metric!="orchestrator.node.load"`, `metric!="orchestrator.budget.utilization"`}},
+		fStarted:  {metric: mStarted, matchers: []string{id}},
+		fEnded:    {metric: mEnded, matchers: []string{id}},
 	}
 	cs := c.newCounters(fams)
 
@@ -184,6 +197,12 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 	}
 	for _, s := range cs.st[fOverflow] {
 		out.OverflowRecords += count(s)
+	}
+	for _, s := range cs.st[fStarted] {
+		out.SessionsStarted += count(s)
+	}
+	for _, s := range cs.st[fEnded] {
+		out.SessionsEnded += count(s)
 	}
 	for _, s := range cs.st[fCount] {
 		out.Messages += count(s)

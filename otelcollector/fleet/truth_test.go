@@ -89,6 +89,14 @@ func (tr *truth) expect(orch string, from, to int) expected {
 			continue
 		}
 		switch o.Op {
+		case "session_start":
+			if o.Orch == orch {
+				e.SessionsStarted++
+			}
+		case "session_end":
+			if o.Orch == orch {
+				e.SessionsEnded++
+			}
 		case "tokens":
 			if o.Orch == orch {
 				e.TotalTokens += o.N
