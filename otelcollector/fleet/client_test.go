@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,4 +279,59 @@ func FuzzSelector(f *testing.F) {
 			t.Fatalf("accepted selector %q escapes its braces", s)
 		}
 	})
+}
+
+// TestSessionsGaugeInCountQuery: the sessions gauge, an instant query at
+// End like the sample counts, is evaluated in the counts' query (one query
+// fewer per call) and read from its fleet_m="end" sample; without the
+// counts (WithWholeBudget(0)) it is its own query, as before.
+func TestSessionsGaugeInCountQuery(t *testing.T) {
+	const gauge = `sum(orchestrator_sessions_active{orchestrator_id="orch-1"})`
+	var mu sync.Mutex
+	var qs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.FormValue("query")
+		mu.Lock()
+		qs = append(qs, q)
+		mu.Unlock()
+		result := `[]`
+		switch {
+		case strings.Contains(q, "count_over_time") && strings.Contains(q, gauge):
+			result = `[{"metric":{"fleet_m":"end"},"value":[1,"3"]}]`
+		case q == gauge:
+			result = `[{"metric":{},"value":[1,"4"]}]`
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"success","data":{"resultType":"vector","result":` + result + `}}`))
+	}))
+	defer srv.Close()
+	testCases := []struct {
+		name       string
+		opts       []fleet.Option
+		sessions   int64
+		standalone bool
+	}{
+		{"in the count query", nil, 3, false},
+		{"no count: its own query", []fleet.Option{fleet.WithWholeBudget(0)}, 4, true},
+	}
+	for _, tc := range testCases {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			qs = nil
+			mu.Unlock()
+			st, err := newClient(t, srv.URL, tc.opts...).AggregatedStats(context.Background(), "orch-1", otelcollector.Last(time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ActiveSessions != tc.sessions {
+				t.Errorf("ActiveSessions = %d, want %d", st.ActiveSessions, tc.sessions)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			standalone := slices.Contains(qs, gauge)
+			if standalone != tc.standalone {
+				t.Errorf("the gauge sent as its own query: %v, want %v (queries: %q)", standalone, tc.standalone, qs)
+			}
+		})
+	}
 }

@@ -24,8 +24,8 @@
 //
 // A call sends a bounded number of queries: two for the window's start
 // and its sample counts (the session counters of WithSessionCounters
-// among the families: without them they add no query), one for the
-// sessions gauge and up to two for the
+// among the families: without them they add no query; the sessions gauge
+// is evaluated in the sample counts' query) and up to two for the
 // native histogram; then, for a window of at most 250,000 raw samples, one
 // raw read per group of families that differ only in their metric name
 // (more when it holds more than 100,000 samples); for a larger window, three

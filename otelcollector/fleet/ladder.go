@@ -81,7 +81,19 @@ type counters struct {
 	// rate is, per family and instance, the raw samples per millisecond of
 	// the window (from count); nil: unknown, and the grid counts them.
 	rate []map[string]float64
+	// atEnd, when not empty, is an instant expression that the sample
+	// count's query also evaluates at End, tagged fleet_m="end" and joined
+	// by or (AggregatedStats' sessions gauge: one query fewer per call).
+	// Its samples, untagged, go to endVec; endRead says it was evaluated
+	// (run evaluates the count whenever End is after Start and the whole
+	// budget is above 0).
+	atEnd   string
+	endVec  model.Vector
+	endRead bool
 }
+
+// tagEnd is the fleet_m value of the atEnd expression's samples.
+const tagEnd = "end"
 
 func (c *Client) newCounters(fams []family) *counters {
 	cs := &counters{c: c, fams: fams}
@@ -259,16 +271,25 @@ func (cs *counters) count(ctx context.Context, fis []int, a, b time.Time) ([]map
 		parts = append(parts, fmt.Sprintf(`label_replace(sum by (instance) (count_over_time(%s[%s])), %q, %q, "", "")`,
 			cs.sels[i], promDuration(b.Sub(a)), tagFamily, strconv.Itoa(i)))
 	}
+	if cs.atEnd != "" {
+		parts = append(parts, fmt.Sprintf(`label_replace(%s, %q, %q, "", "")`, cs.atEnd, tagFamily, tagEnd))
+	}
 	q := strings.Join(parts, " or ")
 	vec, err := cs.c.instant(ctx, q, b)
 	if err != nil {
 		return nil, err
 	}
+	cs.endRead = cs.atEnd != ""
 	n := make([]map[string]float64, len(cs.fams))
 	for i := range n {
 		n[i] = map[string]float64{}
 	}
 	for _, s := range vec {
+		if cs.atEnd != "" && s.Metric[tagFamily] == tagEnd {
+			delete(s.Metric, tagFamily)
+			cs.endVec = append(cs.endVec, s)
+			continue
+		}
 		fi, _, err := cs.tags(q, s.Metric)
 		if err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -136,14 +137,8 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 	cs := c.newCounters(fams)
 
 	out := otelcollector.AggregatedStats{OrchestratorID: orchestratorID, Start: start, End: end, Truncated: truncated}
-	g, gctx := newGroup(ctx, 2)
-	g.Go(func() error { return cs.run(gctx, start, end) })
-	g.Go(func() error {
-		q := "sum(" + selector(mSessions, []string{id}, c.selector) + ")"
-		vec, err := c.instant(gctx, q, end)
-		if err != nil {
-			return err
-		}
+	sessionsQ := "sum(" + selector(mSessions, []string{id}, c.selector) + ")"
+	sessions := func(q string, vec model.Vector) error {
 		if len(vec) > 0 {
 			if !finite(vec[0].Value) {
 				return c.engineErr(q, fmt.Errorf("sessions %v", vec[0].Value))
@@ -151,7 +146,23 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 			out.ActiveSessions = int64(math.Round(float64(vec[0].Value)))
 		}
 		return nil
-	})
+	}
+	// The sessions gauge is an instant query at End, as the counters'
+	// sample count is: it rides along in that query when there is one.
+	if end.After(start) && c.whole > 0 {
+		cs.atEnd = sessionsQ
+	}
+	g, gctx := newGroup(ctx, 2)
+	g.Go(func() error { return cs.run(gctx, start, end) })
+	if cs.atEnd == "" {
+		g.Go(func() error {
+			vec, err := c.instant(gctx, sessionsQ, end)
+			if err != nil {
+				return err
+			}
+			return sessions(sessionsQ, vec)
+		})
+	}
 	var native *nativeResult
 	if end.After(start) {
 		g.Go(func() error {
@@ -162,6 +173,14 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 	}
 	if err := g.Wait(); err != nil {
 		return otelcollector.AggregatedStats{}, err
+	}
+	if cs.atEnd != "" {
+		if !cs.endRead {
+			return otelcollector.AggregatedStats{}, c.engineErr(sessionsQ, errors.New("not evaluated with the sample count"))
+		}
+		if err := sessions(sessionsQ, cs.endVec); err != nil {
+			return otelcollector.AggregatedStats{}, err
+		}
 	}
 
 	count := func(s *series) int64 { return int64(math.Round(s.delta)) }
