@@ -282,11 +282,16 @@ func FuzzSelector(f *testing.F) {
 }
 
 // TestSessionsGaugeInCountQuery: the sessions gauge, an instant query at
-// End like the sample counts, is evaluated in the counts' query (one query
-// fewer per call) and read from its fleet_m="end" sample; without the
-// counts (WithWholeBudget(0)) it is its own query, as before.
+// End like the sample counts, is evaluated in the counts' query and read
+// from its fleet_m="sessions" sample, and the native histogram's instant
+// selector in the baseline's (at Start) and the counts' (at End) queries:
+// two queries fewer per call. Without the counts (WithWholeBudget(0)) they
+// are queries of their own, as before.
 func TestSessionsGaugeInCountQuery(t *testing.T) {
-	const gauge = `sum(orchestrator_sessions_active{orchestrator_id="orch-1"})`
+	const (
+		gauge  = `sum(orchestrator_sessions_active{orchestrator_id="orch-1"})`
+		native = `orchestrator_message_latency_native_seconds{orchestrator_id="orch-1"}`
+	)
 	var mu sync.Mutex
 	var qs []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -297,7 +302,7 @@ func TestSessionsGaugeInCountQuery(t *testing.T) {
 		result := `[]`
 		switch {
 		case strings.Contains(q, "count_over_time") && strings.Contains(q, gauge):
-			result = `[{"metric":{"fleet_m":"end"},"value":[1,"3"]}]`
+			result = `[{"metric":{"fleet_m":"sessions"},"value":[1,"3"]}]`
 		case q == gauge:
 			result = `[{"metric":{},"value":[1,"4"]}]`
 		}
@@ -328,9 +333,19 @@ func TestSessionsGaugeInCountQuery(t *testing.T) {
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			standalone := slices.Contains(qs, gauge)
-			if standalone != tc.standalone {
-				t.Errorf("the gauge sent as its own query: %v, want %v (queries: %q)", standalone, tc.standalone, qs)
+			for _, q := range []string{gauge, native} {
+				if standalone := slices.Contains(qs, q); standalone != tc.standalone {
+					t.Errorf("%s sent as its own query: %v, want %v (queries: %q)", q, standalone, tc.standalone, qs)
+				}
+			}
+			inBaseline := false
+			for _, q := range qs {
+				if strings.Contains(q, "last_over_time") && strings.Contains(q, native) {
+					inBaseline = true
+				}
+			}
+			if inBaseline == tc.standalone {
+				t.Errorf("native selector in the baseline query: %v, want %v (queries: %q)", inBaseline, !tc.standalone, qs)
 			}
 		})
 	}

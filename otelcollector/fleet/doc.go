@@ -24,9 +24,9 @@
 //
 // A call sends a bounded number of queries: two for the window's start
 // and its sample counts (the session counters of WithSessionCounters
-// among the families: without them they add no query; the sessions gauge
-// is evaluated in the sample counts' query) and up to two for the
-// native histogram; then, for a window of at most 250,000 raw samples, one
+// among the families: without them they add no query), which also
+// evaluate the sessions gauge and the native histogram (alone, they are
+// up to three more queries when the counts are not asked); then, for a window of at most 250,000 raw samples, one
 // raw read per group of families that differ only in their metric name
 // (more when it holds more than 100,000 samples); for a larger window, three
 // range queries and up to two instant queries per family for its grid of at

@@ -81,19 +81,67 @@ type counters struct {
 	// rate is, per family and instance, the raw samples per millisecond of
 	// the window (from count); nil: unknown, and the grid counts them.
 	rate []map[string]float64
-	// atEnd, when not empty, is an instant expression that the sample
-	// count's query also evaluates at End, tagged fleet_m="end" and joined
-	// by or (AggregatedStats' sessions gauge: one query fewer per call).
-	// Its samples, untagged, go to endVec; endRead says it was evaluated
-	// (run evaluates the count whenever End is after Start and the whole
-	// budget is above 0).
-	atEnd   string
-	endVec  model.Vector
-	endRead bool
+	// atStart and atEnd are instant expressions that the baseline's query
+	// (at Start) and the sample count's query (at End) also evaluate,
+	// each tagged with its fleet_m and joined by or: AggregatedStats' other
+	// instant reads at those times (the sessions gauge, the native
+	// histogram), one query fewer each. run evaluates both queries
+	// whenever End is after Start and the whole budget is above 0; read
+	// says a rider's query was evaluated.
+	atStart, atEnd []*rider
 }
 
-// tagEnd is the fleet_m value of the atEnd expression's samples.
-const tagEnd = "end"
+// rider is an instant expression evaluated in another query at the same
+// time, and the samples it gave (without their tag).
+type rider struct {
+	tag, expr string
+	// name, when set, identifies the rider's samples by their metric name
+	// instead of a tag (an instant selector, which keeps it).
+	name      string
+	vec       model.Vector
+	read      bool
+}
+
+// ride adds the riders' tagged expressions to parts.
+func ride(parts []string, rs []*rider) []string {
+	for _, r := range rs {
+		if r.name != "" {
+			parts = append(parts, r.expr)
+			continue
+		}
+		parts = append(parts, fmt.Sprintf(`label_replace(%s, %q, %q, "", "")`, r.expr, tagFamily, r.tag))
+	}
+	return parts
+}
+
+// takeRiders moves vec's samples of the riders rs to them, marks them read
+// and returns the other samples.
+func takeRiders(vec model.Vector, rs []*rider) model.Vector {
+	if len(rs) == 0 {
+		return vec
+	}
+	for _, r := range rs {
+		r.read = true
+	}
+	rest := vec[:0]
+	for _, s := range vec {
+		var to *rider
+		for _, r := range rs {
+			if r.name != "" && string(s.Metric[model.MetricNameLabel]) == r.name && s.Metric[tagFamily] == "" {
+				to = r
+			} else if r.name == "" && string(s.Metric[tagFamily]) == r.tag {
+				to = r
+			}
+		}
+		if to == nil {
+			rest = append(rest, s)
+			continue
+		}
+		delete(s.Metric, tagFamily)
+		to.vec = append(to.vec, s)
+	}
+	return rest
+}
 
 func (c *Client) newCounters(fams []family) *counters {
 	cs := &counters{c: c, fams: fams}
@@ -187,6 +235,9 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	}
 	b := max(chooseStep(end.Sub(start), cs.c.grid), minBaseline)
 	q := cs.tagged(all, []string{"last_over_time"}, b, nil)
+	if len(cs.atStart) > 0 {
+		q = strings.Join(ride([]string{q}, cs.atStart), " or ")
+	}
 	// The baseline and, concurrently, the number of raw samples in the
 	// window: few enough, and they are read at once instead of through the
 	// grid.
@@ -195,6 +246,7 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	g, gctx := newGroup(ctx, 2)
 	g.Go(func() (err error) {
 		vec, err = cs.c.instant(gctx, q, start)
+		vec = takeRiders(vec, cs.atStart)
 		return err
 	})
 	whole := cs.c.whole
@@ -271,25 +323,17 @@ func (cs *counters) count(ctx context.Context, fis []int, a, b time.Time) ([]map
 		parts = append(parts, fmt.Sprintf(`label_replace(sum by (instance) (count_over_time(%s[%s])), %q, %q, "", "")`,
 			cs.sels[i], promDuration(b.Sub(a)), tagFamily, strconv.Itoa(i)))
 	}
-	if cs.atEnd != "" {
-		parts = append(parts, fmt.Sprintf(`label_replace(%s, %q, %q, "", "")`, cs.atEnd, tagFamily, tagEnd))
-	}
-	q := strings.Join(parts, " or ")
+	q := strings.Join(ride(parts, cs.atEnd), " or ")
 	vec, err := cs.c.instant(ctx, q, b)
 	if err != nil {
 		return nil, err
 	}
-	cs.endRead = cs.atEnd != ""
+	vec = takeRiders(vec, cs.atEnd)
 	n := make([]map[string]float64, len(cs.fams))
 	for i := range n {
 		n[i] = map[string]float64{}
 	}
 	for _, s := range vec {
-		if cs.atEnd != "" && s.Metric[tagFamily] == tagEnd {
-			delete(s.Metric, tagFamily)
-			cs.endVec = append(cs.endVec, s)
-			continue
-		}
 		fi, _, err := cs.tags(q, s.Metric)
 		if err != nil {
 			return nil, err

@@ -29,8 +29,11 @@ type bucketKey struct{ lower, upper float64 }
 // series changed scale inside the window. The caller also falls back when the
 // native count differs from the exact classic count (a counter reset inside
 // the window that the two instant reads cannot see).
-func (c *Client) nativeQuantiles(ctx context.Context, id string, start, end time.Time) (*nativeResult, error) {
-	q := selector(mNative, []string{id}, c.selector)
+//
+// q is the native histogram's selector. (AggregatedStats evaluates the same
+// instant selectors inside the baseline's and the sample count's queries
+// when it sends both, and calls nativeFrom.)
+func (c *Client) nativeQuantiles(ctx context.Context, q string, start, end time.Time) (*nativeResult, error) {
 	atEnd, err := c.instant(ctx, q, end)
 	if err != nil {
 		return nil, err
@@ -48,6 +51,12 @@ func (c *Client) nativeQuantiles(ctx context.Context, id string, start, end time
 	if err != nil {
 		return nil, err
 	}
+	return nativeFrom(atStart, atEnd), nil
+}
+
+// nativeFrom computes the percentiles from the native histogram's samples
+// at Start and End (nil: none, or not comparable; see nativeQuantiles).
+func nativeFrom(atStart, atEnd model.Vector) *nativeResult {
 	base := map[string]*model.SampleHistogram{}
 	for _, s := range atStart {
 		if s.Histogram != nil {
@@ -77,14 +86,14 @@ func (c *Client) nativeQuantiles(ctx context.Context, id string, start, end time
 		}
 		for k, v := range d {
 			if v < 0 || math.IsNaN(v) {
-				return nil, nil // the scale changed: not comparable
+				return nil // the scale changed: not comparable
 			}
 			sum[k] += v
 			total += v
 		}
 	}
 	if total <= 0 {
-		return nil, nil
+		return nil
 	}
 	keys := make([]bucketKey, 0, len(sum))
 	for k, v := range sum {
@@ -121,5 +130,5 @@ func (c *Client) nativeQuantiles(ctx context.Context, id string, start, end time
 	res.p95, e2 = quant(0.95)
 	res.p99, e3 = quant(0.99)
 	res.relErr = max(e1, e2, e3)
-	return res, nil
+	return res
 }

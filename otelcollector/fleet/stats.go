@@ -147,14 +147,22 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 		}
 		return nil
 	}
-	// The sessions gauge is an instant query at End, as the counters'
-	// sample count is: it rides along in that query when there is one.
+	// The sessions gauge (at End) and the native histogram (at Start and
+	// End) are instant reads at the times of the counters' sample count
+	// and baseline: they ride along in those queries when there are both.
+	nativeQ := selector(mNative, []string{id}, c.selector)
+	var sessionsR, nativeStart, nativeEnd *rider
 	if end.After(start) && c.whole > 0 {
-		cs.atEnd = sessionsQ
+		sessionsR = &rider{tag: "sessions", expr: sessionsQ}
+		nativeStart = &rider{name: mNative, expr: nativeQ}
+		nativeEnd = &rider{name: mNative, expr: nativeQ}
+		cs.atStart = []*rider{nativeStart}
+		cs.atEnd = []*rider{sessionsR, nativeEnd}
 	}
 	g, gctx := newGroup(ctx, 2)
 	g.Go(func() error { return cs.run(gctx, start, end) })
-	if cs.atEnd == "" {
+	var native *nativeResult
+	if sessionsR == nil {
 		g.Go(func() error {
 			vec, err := c.instant(gctx, sessionsQ, end)
 			if err != nil {
@@ -162,25 +170,27 @@ func (c *Client) AggregatedStats(ctx context.Context, orchestratorID string, r o
 			}
 			return sessions(sessionsQ, vec)
 		})
-	}
-	var native *nativeResult
-	if end.After(start) {
-		g.Go(func() error {
-			var err error
-			native, err = c.nativeQuantiles(gctx, id, start, end)
-			return err
-		})
+		if end.After(start) {
+			g.Go(func() error {
+				var err error
+				native, err = c.nativeQuantiles(gctx, nativeQ, start, end)
+				return err
+			})
+		}
 	}
 	if err := g.Wait(); err != nil {
 		return otelcollector.AggregatedStats{}, err
 	}
-	if cs.atEnd != "" {
-		if !cs.endRead {
-			return otelcollector.AggregatedStats{}, c.engineErr(sessionsQ, errors.New("not evaluated with the sample count"))
+	if sessionsR != nil {
+		for _, r := range []*rider{sessionsR, nativeStart, nativeEnd} {
+			if !r.read {
+				return otelcollector.AggregatedStats{}, c.engineErr(r.expr, errors.New("not evaluated with the baseline and the sample count"))
+			}
 		}
-		if err := sessions(sessionsQ, cs.endVec); err != nil {
+		if err := sessions(sessionsQ, sessionsR.vec); err != nil {
 			return otelcollector.AggregatedStats{}, err
 		}
+		native = nativeFrom(nativeStart.vec, nativeEnd.vec)
 	}
 
 	count := func(s *series) int64 { return int64(math.Round(s.delta)) }
