@@ -97,9 +97,9 @@ type rider struct {
 	tag, expr string
 	// name, when set, identifies the rider's samples by their metric name
 	// instead of a tag (an instant selector, which keeps it).
-	name      string
-	vec       model.Vector
-	read      bool
+	name string
+	vec  model.Vector
+	read bool
 }
 
 // ride adds the riders' tagged expressions to parts.
