@@ -106,15 +106,27 @@ bench-smoke:
 ## that every target fuzzes (seeds, corpus, mutator) for 2 s of wall time,
 ## at half the CPU of two workers, whose executions make test's other steps
 ## would compete with for the same two cores anyway.
+## Each package's fuzz test binary is built into FUZZ_BIN (go test -c
+## -fuzz; not linked again while it is up to date) and run for each of its
+## targets in the package's directory, with go test's own fuzz cache
+## directory: go test -fuzz links the binary again for every target, each
+## time. A failing input is written to the package's testdata/fuzz/ as
+## with go test.
 FUZZ_WORKERS ?=
+FUZZ_BIN     ?= $(CURDIR)/.cache/fuzz
 fuzz-smoke:
 	$(MAKE) fuzz FUZZTIME=2s FUZZ_WORKERS=1
 fuzz:
-	@set -e; for file in $$(git grep -l '^func Fuzz' -- '*_test.go' $(addprefix ':!',$(SUBMODULES))); do \
+	@set -e; mkdir -p $(FUZZ_BIN); cache=$$($(GO) env GOCACHE)/fuzz; built=; \
+	for file in $$(git grep -l '^func Fuzz' -- '*_test.go' $(addprefix ':!',$(SUBMODULES))); do \
 	  pkg=./$$(dirname $$file); \
+	  bin=$(FUZZ_BIN)/$$(echo "$${pkg#./}" | tr / _).test; \
+	  case " $$built " in *" $$pkg "*) ;; *) $(GO) test -c -vet=off -fuzz . -o "$$bin" $$pkg; built="$$built $$pkg";; esac; \
+	  dir=$$cache/$$($(GO) list $$pkg); \
 	  for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
 	    echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
-	    $(GO) test -vet=off -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $(if $(FUZZ_WORKERS),-parallel $(FUZZ_WORKERS)) $$pkg; \
+	    (cd $$pkg && "$$bin" -test.paniconexit0 -test.timeout 10m -test.fuzzcachedir "$$dir" \
+	      -test.run '^$$' -test.fuzz "^$$target$$" -test.fuzztime $(FUZZTIME) $(if $(FUZZ_WORKERS),-test.parallel $(FUZZ_WORKERS))); \
 	  done; \
 	done
 
