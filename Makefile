@@ -11,7 +11,7 @@ TEST_P    ?= 4
 # never part of ./... .
 SUBMODULES := $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
 
-.PHONY: test test-go test-grafanacheck test-background unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate fleet-scale
+.PHONY: test test-go test-go-examples test-grafanacheck test-background unit e2e bench bench-stats bench-smoke fuzz fuzz-smoke lint collector quickstart rules-mutate fleet-scale
 
 ## test: lint, every test with -race (real Prometheus and Collector included),
 ## a smoke run of the benchmarks and of each fuzz target, and the rules'
@@ -25,16 +25,28 @@ SUBMODULES := $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
 ## the longest path, get a core when their peers answer.
 TEST_JOBS ?= 6
 test: collector
-	$(MAKE) -j$(TEST_JOBS) --output-sync=target test-go lint test-grafanacheck test-background
+	$(MAKE) -j$(TEST_JOBS) --output-sync=target test-go test-go-examples lint test-grafanacheck test-background
 
 test-background:
 	nice -n 10 $(MAKE) -j$(if $(filter 1,$(TEST_JOBS)),1,3) --output-sync=target rules-mutate fuzz-smoke bench-smoke
 
-## test-go: every package's tests with -race. TEST_PARALLEL parallel tests
-## per package, more than the cores: the end-to-end ones mostly wait.
+## test-go: every package's tests with -race (test-go-examples: those of
+## examples/). TEST_PARALLEL parallel tests per package, more than the
+## cores: the end-to-end ones mostly wait.
+## The test binaries are kept in TEST_BIN (go test -o): go test links a
+## package's test binary again only when it is out of date, where without
+## -o every run links every one (about 25 CPU-s with -race here). -o wants
+## a name per package: examples/fleet and examples/otlp share theirs with
+## otelcollector/fleet and exporters/otlp, so the examples have a step and
+## a directory of their own.
 TEST_PARALLEL ?= 4
+TEST_BIN      ?= $(CURDIR)/.cache/test
 test-go:
-	$(GO) test -race -count=1 -p $(TEST_P) -parallel $(TEST_PARALLEL) -vet=off $(PKGS)
+	@mkdir -p $(TEST_BIN)/race
+	$(GO) test -race -count=1 -p $(TEST_P) -parallel $(TEST_PARALLEL) -vet=off -o $(TEST_BIN)/race/ $$($(GO) list $(PKGS) | grep -v '/examples/')
+test-go-examples:
+	@mkdir -p $(TEST_BIN)/race-examples
+	$(GO) test -race -count=1 -p $(TEST_P) -parallel $(TEST_PARALLEL) -vet=off -o $(TEST_BIN)/race-examples/ ./examples/...
 
 ## test-grafanacheck: the dashboard checks, a module of its own.
 test-grafanacheck:
@@ -99,7 +111,8 @@ bench-stats:
 ## test binary for every other package only to run nothing.
 BENCH_PKGS = $(addprefix ./,$(sort $(dir $(shell git grep -l '^func Benchmark' -- '*_test.go' $(addprefix ':!',$(SUBMODULES))))))
 bench-smoke:
-	$(GO) test -vet=off -run '^$$' -bench . -benchtime=1x -short $(BENCH_PKGS)
+	@mkdir -p $(TEST_BIN)/bench
+	$(GO) test -vet=off -run '^$$' -bench . -benchtime=1x -short -o $(TEST_BIN)/bench/ $(BENCH_PKGS)
 
 ## fuzz-smoke / fuzz: each fuzz target for a bounded time, with FUZZ_WORKERS
 ## workers (default: one per CPU). The smoke run uses one worker: it checks
