@@ -50,7 +50,8 @@ test-go-examples:
 
 ## test-grafanacheck: the dashboard checks, a module of its own.
 test-grafanacheck:
-	cd internal/grafanacheck && $(GO) vet ./... && $(GO) test -race -count=1 ./...
+	@mkdir -p $(TEST_BIN)/grafanacheck
+	cd internal/grafanacheck && $(GO) vet ./... && $(GO) test -race -count=1 -o $(TEST_BIN)/grafanacheck/ ./...
 
 ## unit: the fast tests, no peers.
 unit:
