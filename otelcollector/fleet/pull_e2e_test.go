@@ -75,7 +75,7 @@ func afterRestartOps() []op {
 	}
 }
 
-// fleetRun drives three daemon processes through four phases while the
+// fleetRun drives the daemon processes through four phases while the
 // engines scrape them, keeping the ground truth and the daemons' own stats.
 type fleetRun struct {
 	t       *testing.T
@@ -381,6 +381,12 @@ func (r *fleetRun) play() {
 	// Sessions that start and end inside windows (genOps only starts
 	// them): on two session types, through A, B before its restart and C
 	// before its stop.
+	if _, ok := r.daemons["D"]; ok {
+		// orch-5's only records are sessions, on a daemon without the
+		// session counters (D): its gauge is first seen in phase 1 (at 1),
+		// stays 1 through phase 2 (no record) and drops to 0 in phase 3.
+		r.record("D", 1, []op{{Op: "session_start", Orch: "orch-5", Type: "chat"}})
+	}
 	r.record("A", 1, []op{
 		{Op: "delegation", Orch: "orch-2", To: "orch-3", Status: "error"},
 		{Op: "session_start", Orch: "orch-2", Type: "chat"},
@@ -398,12 +404,26 @@ func (r *fleetRun) play() {
 	}
 	r.restart("B", 2)
 	r.record("B", 2, afterRestartOps())
+	r.record("A", 2, sessionPair("orch-4"))
 	r.boundary() // t_2
 	r.record("C", 3, append(genOps(rng, 20), op{Op: "session_start", Orch: "orch-1", Type: "chat"}, op{Op: "session_end", Orch: "orch-1", Type: "chat"}))
 	r.stop("C")
 	r.record("A", 3, append(genOps(rng, 40), op{Op: "session_end", Orch: "orch-2", Type: "chat"}))
 	r.record("B", 3, afterRestartOps())
+	if _, ok := r.daemons["D"]; ok {
+		r.record("D", 3, []op{{Op: "session_end", Orch: "orch-5", Type: "chat"}})
+	}
+	// orch-4's only records are sessions, on a daemon with the session
+	// counters (A): a start and an end in one batch in phases 2 and 3. In
+	// phase 3 the gauge series exists already and is back to 0 at every
+	// scrape: only the counters show those records.
+	r.record("A", 3, sessionPair("orch-4"))
 	r.boundary() // t_3
+}
+
+// sessionPair starts and ends one session of orch.
+func sessionPair(orch string) []op {
+	return []op{{Op: "session_start", Orch: orch, Type: "chat"}, {Op: "session_end", Orch: orch, Type: "chat"}}
 }
 
 // check compares the fleet client of every engine with the ground truth
@@ -499,17 +519,18 @@ func (r *fleetRun) checkSessionCounts(t *testing.T, what string, got, want, own 
 	}
 }
 
-// activeIDs are the orchestrators with a record in window w.
+// activeIDs are the orchestrators with a record in window w, session
+// starts and ends included. (On a daemon without the session counters,
+// only the gauge shows them, and it cannot show a start and an end between
+// two scrapes of a series that existed before the window; play records
+// none such.)
 func (r *fleetRun) activeIDs(w [2]int) []string {
 	set := map[string]bool{}
 	for _, ev := range r.tr.events {
 		if ev.phase <= w[0] || ev.phase > w[1] {
 			continue
 		}
-		switch ev.op.Op {
-		case "session_start", "session_end":
-			continue
-		case "delegation":
+		if ev.op.Op == "delegation" {
 			set[ev.op.To] = true
 		}
 		set[ev.op.Orch] = true
@@ -527,10 +548,12 @@ func (r *fleetRun) activeIDs(w [2]int) []string {
 // stats of every window equal the ground truth and the sum of the daemons'
 // own in-process stats, on both engines. The daemons run with
 // WithSessionCounters, so SessionsStarted and SessionsEnded are among the
-// exact fields.
+// exact fields. A fourth daemon, without the session counters, records
+// only sessions of an orchestrator of its own, which Orchestrators lists
+// from the sessions gauge.
 func TestPullExact(t *testing.T) {
 	if testing.Short() {
-		t.Skip("end-to-end: starts Prometheus, VictoriaMetrics and three daemons")
+		t.Skip("end-to-end: starts Prometheus, VictoriaMetrics and four daemons")
 	}
 	// Its own engines and daemons on ports of their own: it runs beside
 	// the package's other end-to-end tests, which mostly wait on scrapes.
@@ -541,6 +564,11 @@ func TestPullExact(t *testing.T) {
 		daemons[n] = startDaemon(t, n, "", sessionCountersEnv)
 		targets = append(targets, daemons[n].Addr)
 	}
+	// D, without the session counters, records only sessions (of orch-5,
+	// which no other daemon records for): the sessions gauge alone must
+	// list it in Orchestrators.
+	daemons["D"] = startDaemon(t, "D", "")
+	targets = append(targets, daemons["D"].Addr)
 	job := enginepeer.ScrapeJob("orchestrator-daemon", false, targets...)
 	prom := enginepeer.StartPrometheus(t, enginepeer.Options{ScrapeConfigs: job})
 	vm := enginepeer.StartVictoriaMetrics(t, enginepeer.Options{ScrapeConfigs: job})
