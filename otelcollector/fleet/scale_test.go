@@ -64,7 +64,10 @@ func TestFleetScale(t *testing.T) {
 		})
 	})
 	t.Run("30d/100daemons", func(t *testing.T) {
-		sp := histSpec{orchs: 10, daemons: 100, detailed: 1, step: time.Hour, start: end.Add(-31 * 24 * time.Hour), end: end, seed: 2}
+		// Blocks of at most 7 days, as TestLongWindows writes them: promtool
+		// writes one per 2 h otherwise (373 here, 8 min 45 s), which Prometheus
+		// then compacts into larger ones anyway.
+		sp := histSpec{orchs: 10, daemons: 100, detailed: 1, step: time.Hour, start: end.Add(-31 * 24 * time.Hour), end: end, seed: 2, maxBlock: 7 * 24 * time.Hour}
 		h, prom := backfill(t, sp)
 		waitCompacted(t, prom)
 		c := newClient(t, prom.URL)
