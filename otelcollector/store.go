@@ -625,31 +625,67 @@ func stampAt(a metricdata.Aggregation, now time.Time) metricdata.Aggregation {
 	if now.IsZero() {
 		return a
 	}
+	return restamp(a, time.Time{}, now, false)
+}
+
+// restamp sets the Time of every point of a, which the caller owns, to now;
+// with delta also their StartTime to start and a's temporality to delta.
+func restamp(a metricdata.Aggregation, start, now time.Time, delta bool) metricdata.Aggregation {
+	set := func(st, t *time.Time) {
+		*t = now
+		if delta {
+			*st = start
+		}
+	}
 	switch d := a.(type) {
 	case metricdata.Sum[int64]:
 		for i := range d.DataPoints {
-			d.DataPoints[i].Time = now
+			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
 		}
+		if delta {
+			d.Temporality = metricdata.DeltaTemporality
+		}
+		return d
 	case metricdata.Sum[float64]:
 		for i := range d.DataPoints {
-			d.DataPoints[i].Time = now
+			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
 		}
+		if delta {
+			d.Temporality = metricdata.DeltaTemporality
+		}
+		return d
 	case metricdata.Histogram[int64]:
 		for i := range d.DataPoints {
-			d.DataPoints[i].Time = now
+			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
 		}
+		if delta {
+			d.Temporality = metricdata.DeltaTemporality
+		}
+		return d
 	case metricdata.Histogram[float64]:
 		for i := range d.DataPoints {
-			d.DataPoints[i].Time = now
+			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
 		}
+		if delta {
+			d.Temporality = metricdata.DeltaTemporality
+		}
+		return d
 	case metricdata.ExponentialHistogram[int64]:
 		for i := range d.DataPoints {
-			d.DataPoints[i].Time = now
+			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
 		}
+		if delta {
+			d.Temporality = metricdata.DeltaTemporality
+		}
+		return d
 	case metricdata.ExponentialHistogram[float64]:
 		for i := range d.DataPoints {
-			d.DataPoints[i].Time = now
+			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
 		}
+		if delta {
+			d.Temporality = metricdata.DeltaTemporality
+		}
+		return d
 	}
 	return a
 }
@@ -778,44 +814,5 @@ func (k *deltaSink) take(scope, name string, now time.Time) metricdata.Aggregati
 	}
 	d := m.data
 	m.data, m.points = nil, nil
-	start := k.last
-	switch a := d.(type) {
-	case metricdata.Sum[int64]:
-		a.Temporality = metricdata.DeltaTemporality
-		for i := range a.DataPoints {
-			a.DataPoints[i].StartTime, a.DataPoints[i].Time = start, now
-		}
-		d = a
-	case metricdata.Sum[float64]:
-		a.Temporality = metricdata.DeltaTemporality
-		for i := range a.DataPoints {
-			a.DataPoints[i].StartTime, a.DataPoints[i].Time = start, now
-		}
-		d = a
-	case metricdata.Histogram[int64]:
-		a.Temporality = metricdata.DeltaTemporality
-		for i := range a.DataPoints {
-			a.DataPoints[i].StartTime, a.DataPoints[i].Time = start, now
-		}
-		d = a
-	case metricdata.Histogram[float64]:
-		a.Temporality = metricdata.DeltaTemporality
-		for i := range a.DataPoints {
-			a.DataPoints[i].StartTime, a.DataPoints[i].Time = start, now
-		}
-		d = a
-	case metricdata.ExponentialHistogram[int64]:
-		a.Temporality = metricdata.DeltaTemporality
-		for i := range a.DataPoints {
-			a.DataPoints[i].StartTime, a.DataPoints[i].Time = start, now
-		}
-		d = a
-	case metricdata.ExponentialHistogram[float64]:
-		a.Temporality = metricdata.DeltaTemporality
-		for i := range a.DataPoints {
-			a.DataPoints[i].StartTime, a.DataPoints[i].Time = start, now
-		}
-		d = a
-	}
-	return d
+	return restamp(d, k.last, now, true)
 }
