@@ -4,13 +4,17 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -296,6 +300,11 @@ func TestLongWindows(t *testing.T) {
 	// Raw, in queries of at most 100 samples: instances grouped, and an
 	// instance with more read in consecutive time slices.
 	chunked := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithChunkBudget(100))
+	// Raw, the optimistic read over its limit (abandoned; the baseline read
+	// after the count), and without the optimistic read (the baseline
+	// beside the count).
+	capped := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithOptimisticLimit(1024))
+	counted1st := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithOptimisticLimit(0))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -313,7 +322,7 @@ func TestLongWindows(t *testing.T) {
 	}
 	for _, w := range windows {
 		for _, id := range []string{"orch-0000", "orch-0001", "orch-0002", "orch-0050", "orch-0099"} {
-			for path, c := range map[string]*fleet.Client{"raw": c, "grid": grid, "grid sized by counts": counted, "raw in slices": chunked} {
+			for path, c := range map[string]*fleet.Client{"raw": c, "grid": grid, "grid sized by counts": counted, "raw in slices": chunked, "raw, optimistic read over its limit": capped, "raw, no optimistic read": counted1st} {
 				r, s, e := w.r()
 				var got otelcollector.AggregatedStats
 				var err error
@@ -374,4 +383,69 @@ func TestLongWindows(t *testing.T) {
 	if len(ids) != len(want) {
 		t.Fatalf("Orchestrators: %d IDs, want %d", len(ids), len(want))
 	}
+
+	// The optimistic read replaces the baseline's query in a window that
+	// fits one raw query (the sample count, the raw reads and the riders
+	// at Start are all that is asked); over its limit, it is abandoned and
+	// the baseline is read. The counts are exact either way (above).
+	for _, tc := range []struct {
+		name     string
+		limit    int64
+		baseline int
+	}{{"default", 0, 0}, {"over the limit", 1024, 1}} {
+		rec := &queryRecorder{}
+		opts := []fleet.Option{fleet.WithSelector(`job="orchestrator-daemon"`), fleet.WithRoundTripper(rec)}
+		if tc.limit > 0 {
+			opts = append(opts, fleet.WithOptimisticLimit(tc.limit))
+		}
+		c := newClient(t, prom.URL, opts...)
+		got, err := c.AggregatedStats(ctx, "orch-0000", otelcollector.TimeRange{Start: prevMonth, End: thisMonth})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if want := h.want("orch-0000", "tokens", prevMonth, thisMonth); got.TotalTokens != want {
+			t.Errorf("%s: TotalTokens = %d, want %d", tc.name, got.TotalTokens, want)
+		}
+		qs := rec.queries()
+		var baselines, counts int
+		for _, q := range qs {
+			baselines += strings.Count(q, "last_over_time(")
+			if strings.Contains(q, "count_over_time(") {
+				counts++
+			}
+		}
+		if baselines != tc.baseline*fleet.CounterFamilies || counts != 1 {
+			t.Errorf("%s: %d last_over_time and %d sample counts in the queries, want %d and 1:\n%s",
+				tc.name, baselines, counts, tc.baseline*fleet.CounterFamilies, strings.Join(qs, "\n"))
+		}
+	}
+}
+
+// queryRecorder records the PromQL of every query request it passes on.
+type queryRecorder struct {
+	mu sync.Mutex
+	qs []string
+}
+
+func (r *queryRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	q := req.URL.Query().Get("query")
+	if q == "" && req.GetBody != nil {
+		if b, err := req.GetBody(); err == nil {
+			raw, _ := io.ReadAll(b)
+			v, _ := url.ParseQuery(string(raw))
+			q = v.Get("query")
+		}
+	}
+	if q != "" {
+		r.mu.Lock()
+		r.qs = append(r.qs, q)
+		r.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+func (r *queryRecorder) queries() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.qs...)
 }

@@ -37,6 +37,9 @@ type Client struct {
 	budget   float64       // the most raw samples a zoom reads at once
 	whole    float64       // the most raw samples a window is read raw with
 	chunk    float64       // the most raw samples one query of that reads
+	// optimistic is the most bytes of answer the optimistic read of a
+	// window's raw samples takes (0: none).
+	optimistic int64
 }
 
 var _ otelcollector.StatsSource = (*Client)(nil)
@@ -85,6 +88,7 @@ type config struct {
 	budget     float64
 	whole      float64
 	chunk      float64
+	optimistic int64
 }
 
 // WithSelector adds label matchers to every query, for example
@@ -235,7 +239,7 @@ func validHeaderName(s string) bool {
 // and contacts nothing: a daemon can start while its engine is down. A bad
 // address or option gives an error wrapping otelcollector.ErrInvalidOption.
 func New(addr string, opts ...Option) (*Client, error) {
-	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4, rawMax: rawMax, grid: gridIntervals, budget: rawBudget, whole: wholeBudget, chunk: chunkBudget}
+	cfg := config{timeout: DefaultQueryTimeout, concurrent: 4, rawMax: rawMax, grid: gridIntervals, budget: rawBudget, whole: wholeBudget, chunk: chunkBudget, optimistic: optimisticLimit}
 	for _, o := range opts {
 		if o != nil {
 			cfg = o.apply(cfg)
@@ -265,32 +269,28 @@ func New(addr string, opts ...Option) (*Client, error) {
 		if cfg.token != "" {
 			h.Set("Authorization", "Bearer "+cfg.token)
 		}
-		base := hc.Transport
-		if base == nil {
-			base = http.DefaultTransport
-		}
-		c2 := *hc
-		c2.Transport = headerRoundTripper{base: base, h: h}
-		hc = &c2
+		hc = wrapTransport(hc, func(base http.RoundTripper) http.RoundTripper { return headerRoundTripper{base: base, h: h} })
 	}
+	hc = wrapTransport(hc, func(base http.RoundTripper) http.RoundTripper { return limitRoundTripper{base: base} })
 	ac, err := api.NewClient(api.Config{Address: strings.TrimRight(addr, "/"), Client: hc})
 	if err != nil {
 		return nil, fmt.Errorf("%w: fleet.New: %w", otelcollector.ErrInvalidOption, err)
 	}
 	c := &Client{
-		addr:     addr,
-		api:      v1.NewAPI(ac),
-		hc:       hc,
-		selector: cfg.selector,
-		timeout:  cfg.timeout,
-		warn:     cfg.warn,
-		now:      cfg.now,
-		parallel: cfg.concurrent,
-		rawMax:   cfg.rawMax,
-		grid:     cfg.grid,
-		budget:   cfg.budget,
-		whole:    cfg.whole,
-		chunk:    cfg.chunk,
+		addr:       addr,
+		api:        v1.NewAPI(ac),
+		hc:         hc,
+		selector:   cfg.selector,
+		timeout:    cfg.timeout,
+		warn:       cfg.warn,
+		now:        cfg.now,
+		parallel:   cfg.concurrent,
+		rawMax:     cfg.rawMax,
+		grid:       cfg.grid,
+		budget:     cfg.budget,
+		whole:      cfg.whole,
+		chunk:      cfg.chunk,
+		optimistic: cfg.optimistic,
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -309,6 +309,18 @@ func New(addr string, opts ...Option) (*Client, error) {
 		}
 	}
 	return c, nil
+}
+
+// wrapTransport returns a copy of hc whose transport is wrap(hc's), the
+// caller's client left as it is.
+func wrapTransport(hc *http.Client, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
+	base := hc.Transport
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	c := *hc
+	c.Transport = wrap(base)
+	return &c
 }
 
 // headerRoundTripper adds fixed headers to every request.

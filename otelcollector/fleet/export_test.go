@@ -56,3 +56,16 @@ func WithChunkBudget(n float64) Option {
 		return c
 	})
 }
+
+// WithOptimisticLimit is a test hook: the most bytes of answer the
+// optimistic read of a window takes (0: no optimistic read; the baseline
+// is read beside the sample count).
+func WithOptimisticLimit(n int64) Option {
+	return optionFunc(func(c config) config {
+		c.optimistic = n
+		return c
+	})
+}
+
+// CounterFamilies is the number of counter families AggregatedStats reads.
+const CounterFamilies = fEnded + 1

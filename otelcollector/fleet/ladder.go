@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -81,13 +82,14 @@ type counters struct {
 	// rate is, per family and instance, the raw samples per millisecond of
 	// the window (from count); nil: unknown, and the grid counts them.
 	rate []map[string]float64
-	// atStart and atEnd are instant expressions that the baseline's query
-	// (at Start) and the sample count's query (at End) also evaluate,
-	// each tagged with its fleet_m and joined by or: AggregatedStats' other
-	// instant reads at those times (the sessions gauge, the native
-	// histogram), one query fewer each. run evaluates both queries
-	// whenever End is after Start and the whole budget is above 0; read
-	// says a rider's query was evaluated.
+	// atStart and atEnd are instant expressions that the sample count's
+	// query (at End) and, at Start, the baseline's query or, when the
+	// optimistic read replaces the baseline, one query of their own also
+	// evaluate, each tagged with its fleet_m and joined by or:
+	// AggregatedStats' other instant reads at those times (the sessions
+	// gauge, the native histogram). run evaluates them whenever End is
+	// after Start and the whole budget is above 0; read says a rider's
+	// query was evaluated.
 	atStart, atEnd []*rider
 }
 
@@ -234,52 +236,70 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 		all[i] = i
 	}
 	b := max(chooseStep(end.Sub(start), cs.c.grid), minBaseline)
-	q := cs.tagged(all, []string{"last_over_time"}, b, nil)
-	if len(cs.atStart) > 0 {
-		q = strings.Join(ride([]string{q}, cs.atStart), " or ")
+	whole := cs.c.whole
+	if whole <= 0 {
+		if err := cs.baseline(ctx, all, start, b, cs.atStart); err != nil {
+			return err
+		}
+		return cs.walk(ctx, all, start, end, nil)
 	}
-	// The baseline and, concurrently, the number of raw samples in the
-	// window: few enough, and they are read at once instead of through the
-	// grid.
-	var vec model.Vector
-	var samples []map[string]float64 // per family and instance; nil: not counted
-	g, gctx := newGroup(ctx, 2)
+	// First, concurrently: the number of raw samples in the window (few
+	// enough, and they are read at once instead of through the grid) and
+	// either the baseline or, by default, the optimistic read: the raw
+	// samples of the baseline's range and the window together, used when
+	// the window turns out to fit one query of stream (most windows of a
+	// day or less), which leaves one query and one round trip instead of
+	// three queries in two. Its answer is limited to cs.c.optimistic
+	// bytes, and it is abandoned as soon as the count says the window
+	// holds more; the baseline is then read after the count, and the
+	// window as if the read had not been tried.
+	var samples []map[string]float64 // per family and instance
+	var opt []*rawRead
+	fits := min(whole, cs.c.chunk)
+	g, gctx := newGroup(ctx, 3)
+	abandon := func() {}
+	based := false
+	if cs.c.optimistic > 0 {
+		octx, cancel := context.WithCancel(gctx)
+		abandon = cancel
+		g.Go(func() error {
+			defer cancel()
+			reads, err := cs.readRaw(withAnswerLimit(octx, cs.c.optimistic), all, start.Add(-b), end, nil)
+			switch {
+			case err == nil:
+				if float64(sampleCount(reads)) <= fits {
+					opt = reads
+				}
+			case gctx.Err() == nil && (errors.Is(err, errAnswerTooLarge) || octx.Err() != nil):
+				// Too large, or abandoned: read as counted below.
+			default:
+				return err
+			}
+			return nil
+		})
+		if len(cs.atStart) > 0 {
+			g.Go(func() error { return cs.riders(gctx, cs.atStart, start) })
+		}
+	} else {
+		based = true
+		g.Go(func() error { return cs.baseline(gctx, all, start, b, cs.atStart) })
+	}
 	g.Go(func() (err error) {
-		vec, err = cs.c.instant(gctx, q, start)
-		vec = takeRiders(vec, cs.atStart)
+		samples, err = cs.count(gctx, all, start, end)
+		if err == nil && total(samples) > fits {
+			abandon()
+		}
 		return err
 	})
-	whole := cs.c.whole
-	if whole > 0 {
-		g.Go(func() (err error) {
-			samples, err = cs.count(gctx, all, start, end)
-			return err
-		})
-	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	for _, s := range vec {
-		fi, _, err := cs.tags(q, s.Metric)
-		if err != nil {
-			return err
-		}
-		if !finite(s.Value) {
-			return cs.c.engineErr(q, fmt.Errorf("counter value %v", s.Value))
-		}
-		ser := cs.get(fi, s.Metric)
-		ser.prev, ser.hasPrev = float64(s.Value), true
-	}
-	if samples == nil {
-		return cs.walk(ctx, all, start, end, nil)
+	if opt != nil {
+		return cs.applyRaw(opt, start, nil, true)
 	}
 	// Only the families with samples in the window are read.
 	var fis []int
-	total := 0.0
 	for fi, byInst := range samples {
-		for _, n := range byInst {
-			total += n
-		}
 		if len(byInst) > 0 {
 			fis = append(fis, fi)
 		}
@@ -287,7 +307,12 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	if len(fis) == 0 {
 		return nil
 	}
-	if total <= whole {
+	if !based {
+		if err := cs.baseline(ctx, all, start, b, nil); err != nil {
+			return err
+		}
+	}
+	if total(samples) <= whole {
 		return cs.stream(ctx, samples, start, end)
 	}
 	ms := float64(end.Sub(start).Milliseconds())
@@ -300,6 +325,61 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	}
 	return cs.walk(ctx, fis, start, end, nil)
 }
+
+// baseline sets each series' previous value to its last in the b before
+// start (last_over_time at start; none: it counts from zero), by one query
+// that the riders rs ride in.
+func (cs *counters) baseline(ctx context.Context, fis []int, start time.Time, b time.Duration, rs []*rider) error {
+	q := cs.tagged(fis, []string{"last_over_time"}, b, nil)
+	if len(rs) > 0 {
+		q = strings.Join(ride([]string{q}, rs), " or ")
+	}
+	vec, err := cs.c.instant(ctx, q, start)
+	if err != nil {
+		return err
+	}
+	for _, s := range takeRiders(vec, rs) {
+		fi, _, err := cs.tags(q, s.Metric)
+		if err != nil {
+			return err
+		}
+		if !finite(s.Value) {
+			return cs.c.engineErr(q, fmt.Errorf("counter value %v", s.Value))
+		}
+		ser := cs.get(fi, s.Metric)
+		ser.prev, ser.hasPrev = float64(s.Value), true
+	}
+	return nil
+}
+
+// riders evaluates the riders rs alone, at t.
+func (cs *counters) riders(ctx context.Context, rs []*rider, t time.Time) error {
+	q := strings.Join(ride(nil, rs), " or ")
+	vec, err := cs.c.instant(ctx, q, t)
+	if err != nil {
+		return err
+	}
+	if rest := takeRiders(vec, rs); len(rest) > 0 {
+		return cs.c.engineErr(q, fmt.Errorf("series %v of no rider", rest[0].Metric))
+	}
+	return nil
+}
+
+// total returns the number of samples of count's answer.
+func total(samples []map[string]float64) float64 {
+	n := 0.0
+	for _, byInst := range samples {
+		for _, v := range byInst {
+			n += v
+		}
+	}
+	return n
+}
+
+// optimisticLimit is the most bytes of answer (decoded) the optimistic read
+// of a window's raw samples takes: about chunkBudget samples of the JSON
+// Prometheus writes (20–30 bytes a sample, and each series' labels once).
+const optimisticLimit = 4 << 20
 
 // wholeBudget is the most raw samples a window may hold to be read raw
 // (in queries of at most chunkBudget samples each) instead of through the
@@ -824,39 +904,72 @@ func grid(a, b time.Time, step time.Duration) []interval {
 // by one query, {__name__=~"a|b|...", ...}, limited to the union of their
 // instances; a series outside its own family's limit is skipped.
 func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only restrict) error {
-	type group struct {
-		fis []int
-		q   string
-		m   model.Matrix
+	gs, err := cs.readRaw(ctx, fis, a, b, only)
+	if err != nil {
+		return err
 	}
-	var groups []*group
+	return cs.applyRaw(gs, a, only, false)
+}
+
+// rawRead is the raw samples of one query of readRaw: of the families fis,
+// which differ only in their metric name.
+type rawRead struct {
+	fis []int
+	q   string
+	m   model.Matrix
+}
+
+// sampleCount returns the number of raw samples in the reads.
+func sampleCount(rs []*rawRead) int {
+	n := 0
+	for _, r := range rs {
+		for _, ss := range r.m {
+			n += len(ss.Values)
+		}
+	}
+	return n
+}
+
+// readRaw reads the raw samples of (a, b] (and at a, on Prometheus) of the
+// families fis, limited to the instances of only: one query for the
+// families that differ only in their metric name, the queries concurrent.
+func (cs *counters) readRaw(ctx context.Context, fis []int, a, b time.Time, only restrict) ([]*rawRead, error) {
+	var reads []*rawRead
 	for _, fi := range fis {
-		var into *group
-		for _, gr := range groups {
-			if slices.Equal(cs.fams[gr.fis[0]].matchers, cs.fams[fi].matchers) {
-				into = gr
+		var into *rawRead
+		for _, r := range reads {
+			if slices.Equal(cs.fams[r.fis[0]].matchers, cs.fams[fi].matchers) {
+				into = r
 				break
 			}
 		}
 		if into == nil {
-			into = &group{}
-			groups = append(groups, into)
+			into = &rawRead{}
+			reads = append(reads, into)
 		}
 		into.fis = append(into.fis, fi)
 	}
 	g, gctx := newGroup(ctx, cs.c.parallel)
-	for _, gr := range groups {
-		gr.q = cs.groupSel(gr.fis, only) + "[" + promDuration(b.Sub(a)) + "]"
+	for _, r := range reads {
+		r.q = cs.groupSel(r.fis, only) + "[" + promDuration(b.Sub(a)) + "]"
 		g.Go(func() (err error) {
-			gr.m, err = cs.c.instantMatrix(gctx, gr.q, b)
+			r.m, err = cs.c.instantMatrix(gctx, r.q, b)
 			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return err
+		return nil, err
 	}
+	return reads, nil
+}
+
+// applyRaw adds the increase of the raw samples after a to the series,
+// from their previous values: a sample below the previous one counts from
+// zero. With base, the samples at or before a set the previous values (the
+// last one wins: reads that also hold the baseline's range).
+func (cs *counters) applyRaw(reads []*rawRead, a time.Time, only restrict, base bool) error {
 	am := a.UnixMilli()
-	for _, gr := range groups {
+	for _, gr := range reads {
 		for _, ss := range gr.m {
 			fi := gr.fis[0]
 			if len(gr.fis) > 1 {
@@ -877,7 +990,7 @@ func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only res
 			sort.Slice(vals, func(i, j int) bool { return vals[i].Timestamp < vals[j].Timestamp })
 			s := cs.get(fi, ss.Metric)
 			for _, p := range vals {
-				if int64(p.Timestamp) <= am {
+				if int64(p.Timestamp) <= am && !base {
 					continue // Prometheus 2 ranges include their start
 				}
 				if math.IsNaN(float64(p.Value)) {
@@ -887,6 +1000,10 @@ func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only res
 					return cs.c.engineErr(gr.q, fmt.Errorf("counter value %v", p.Value))
 				}
 				v := float64(p.Value)
+				if int64(p.Timestamp) <= am {
+					s.prev, s.hasPrev = v, true
+					continue
+				}
 				switch {
 				case !s.hasPrev || v < s.prev:
 					s.delta += v
