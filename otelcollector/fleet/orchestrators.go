@@ -2,9 +2,12 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/prometheus/common/model"
 
@@ -17,8 +20,12 @@ import (
 // (or was first seen inside it with a value above zero); or a sessions
 // gauge of theirs that changed inside the window, differs from its value at
 // Start, or was first seen inside the window (at any value: a daemon
-// exports a gauge series only once a session of it started or ended). It
-// sends three queries, concurrently, one per condition.
+// exports a gauge series only once a session of it started or ended).
+//
+// It asks the engine for the daemons (the values of the instance label)
+// that hold samples around the window, once, and then sends one query per
+// group of them, concurrently (at most WithMaxConcurrentQueries groups): an
+// engine evaluates one query on one core.
 //
 // Session starts and ends count from the counters that daemons export with
 // otelcollector.WithSessionCounters. For a daemon without them the gauge is
@@ -41,45 +48,50 @@ func (c *Client) Orchestrators(ctx context.Context, r otelcollector.TimeRange) (
 	}
 	w := end.Sub(start)
 	b := max(w, minBaseline)
-	// Three conditions, each a query over every selector, concurrently (an
-	// engine evaluates one query on one core): a series changed inside the
-	// window; its last value in the window differs from its value at Start;
-	// it was first seen in the window, above zero (a counter), at any value
-	// (the sessions gauge: its series appear with a record, and a start
-	// and an end between two scrapes make it first seen at 0).
-	d, bd := promDuration(w), promDuration(b)
-	conds := []func(sel string, gauge bool) string{
-		func(sel string, _ bool) string { return "changes(" + sel + "[" + d + "]) > 0" },
-		func(sel string, _ bool) string {
-			return "last_over_time(" + sel + "[" + d + "]) != last_over_time(" + sel + "[" + bd + "] offset " + d + ")"
-		},
-		func(sel string, gauge bool) string {
-			above := " > 0"
-			if gauge {
-				above = ""
-			}
-			return "last_over_time(" + sel + "[" + d + "])" + above + " unless last_over_time(" + sel + "[" + bd + "] offset " + d + ")"
-		},
+	shards, err := c.instanceGroups(ctx, start.Add(-b), end)
+	if err != nil {
+		return nil, err
+	}
+	// One condition per series, over three range selections: the changes
+	// over the baseline's range and the window together, less those over
+	// the baseline's range alone, are the changes from the value at Start
+	// to the window's last (a change inside the window, or a last value
+	// that differs from the value at Start); a series without samples in
+	// the baseline's range, but with some in the window, is first seen in
+	// it, and counts when its last value is above zero (a counter: -1 for
+	// it in place of the baseline's changes) or at any value (the sessions
+	// gauge: its series appear with a record, and a start and an end
+	// between two scrapes make it first seen at 0). No series selector
+	// asks that the orchestrator label be set (orchestrator_id!="" makes
+	// an engine merge the postings of every value of it); the series
+	// without it give a group without labels, which is skipped.
+	d, bd, wd := promDuration(w), promDuration(b), promDuration(w+b)
+	cond := func(sel string, gauge bool) string {
+		first := "-(last_over_time(" + sel + "[" + d + "]) > bool 0)"
+		if gauge {
+			first = "last_over_time(" + sel + "[" + d + "]) * 0 - 1"
+		}
+		return "changes(" + sel + "[" + wd + "]) - (changes(" + sel + "[" + bd + "] offset " + d + ") or " + first + ") > 0"
 	}
 	type sel struct {
-		s, relabel string
-		gauge      bool
+		metric, relabel string
+		gauge           bool
 	}
 	var sels []sel
 	for _, m := range []string{mTokens, mLatency + "_count", mTools, mErrors, mStarted, mEnded} {
-		sels = append(sels, sel{s: selector(m, []string{`orchestrator_id!=""`}, c.selector)})
+		sels = append(sels, sel{metric: m})
 	}
 	sels = append(sels,
-		sel{s: selector(mSessions, []string{`orchestrator_id!=""`}, c.selector), gauge: true},
-		sel{s: selector(mDelegations, []string{`from_orchestrator!=""`}, c.selector), relabel: "from_orchestrator"},
-		sel{s: selector(mDelegations, []string{`to_orchestrator!=""`}, c.selector), relabel: "to_orchestrator"})
-	qs := make([]string, len(conds))
-	vecs := make([]model.Vector, len(conds))
+		sel{metric: mSessions, gauge: true},
+		sel{metric: mDelegations, relabel: "from_orchestrator"},
+		sel{metric: mDelegations, relabel: "to_orchestrator"})
+	qs := make([]string, len(shards))
+	vecs := make([]model.Vector, len(shards))
 	g, gctx := newGroup(ctx, c.parallel)
-	for k, cond := range conds {
+	for k, shard := range shards {
 		var parts []string
 		for _, s := range sels {
-			e := cond(s.s, s.gauge)
+			e := cond(selector(s.metric, shard, c.selector), s.gauge)
 			if s.relabel != "" {
 				e = fmt.Sprintf(`label_replace(%s, "orchestrator_id", "$1", %q, "(.+)")`, e, s.relabel)
 			}
@@ -98,16 +110,66 @@ func (c *Client) Orchestrators(ctx context.Context, r otelcollector.TimeRange) (
 	seen := map[string]bool{}
 	for k, vec := range vecs {
 		for _, s := range vec {
-			id := string(s.Metric["orchestrator_id"])
-			if id == "" || !finite(s.Value) || s.Value < 1 {
-				return nil, c.engineErr(qs[k], fmt.Errorf("series %v = %v: want an orchestrator_id and a count", s.Metric, s.Value))
+			id, ok := s.Metric["orchestrator_id"]
+			if !finite(s.Value) || s.Value < 1 || len(s.Metric) > 1 || (len(s.Metric) == 1 && (!ok || id == "")) {
+				return nil, c.engineErr(qs[k], fmt.Errorf("series %v = %v: want an orchestrator_id, or no label, and a count", s.Metric, s.Value))
 			}
-			if !seen[id] {
+			if id := string(id); id != "" && !seen[id] {
 				seen[id] = true
 				out = append(out, id)
 			}
 		}
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// maxGroupedInstances is the most instance values Orchestrators splits
+// into groups; past it (a TSDB shared with many other jobs), it sends one
+// query for all.
+const maxGroupedInstances = 2000
+
+// instanceGroups returns the matchers of the groups of daemons Orchestrators
+// queries: the values of the instance label in [from, to], split into at
+// most c.parallel groups, the first also matching series without the
+// label (one group without matchers when there are fewer than two values,
+// too many, or the engine does not list them).
+func (c *Client) instanceGroups(ctx context.Context, from, to time.Time) ([][]string, error) {
+	all := [][]string{nil}
+	if c.parallel < 2 {
+		return all, nil
+	}
+	lctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	vals, warns, infos, err := c.api.LabelValues(lctx, "instance", nil, from, to)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, c.engineErr("label values of instance", errors.Join(err, ctx.Err()))
+		}
+		// An engine that does not list label values (a gateway that
+		// forwards only queries) is asked in one query.
+		return all, nil
+	}
+	for _, w := range warns {
+		c.warn(Warning{Engine: c.addr, Query: "label values of instance", Message: w})
+	}
+	for _, w := range infos {
+		c.warn(Warning{Engine: c.addr, Query: "label values of instance", Info: true, Message: w})
+	}
+	if len(vals) < 2 || len(vals) > maxGroupedInstances {
+		return all, nil
+	}
+	n := min(c.parallel, len(vals))
+	groups := make([][]string, n)
+	for i, v := range vals {
+		groups[i%n] = append(groups[i%n], regexp.QuoteMeta(string(v)))
+	}
+	out := make([][]string, n)
+	for k, vs := range groups {
+		if k == 0 {
+			vs = append([]string{""}, vs...) // series without the label
+		}
+		out[k] = []string{"instance=~" + quote(strings.Join(vs, "|"))}
+	}
 	return out, nil
 }
