@@ -22,19 +22,23 @@
 //
 // # Cost
 //
-// A call sends a bounded number of queries: two for the window's start
-// and its sample counts (the session counters of WithSessionCounters
-// among the families: without them they add no query), which also
-// evaluate the sessions gauge and the native histogram (alone, they are
-// up to three more queries when the counts are not asked); then, for a window of at most 250,000 raw samples, one
-// raw read per group of families that differ only in their metric name
-// (more when it holds more than 100,000 samples); for a larger window, three
-// range queries and up to two instant queries per family for its grid of at
-// most 16 intervals, and, for each interval holding a counter reset, a raw
-// read of the restarted daemons (instances) in it (or a finer grid first,
-// when the interval holds many samples). Orchestrators sends three queries. The engine reads the raw samples of the window; the client holds
-// a bounded number of points at a time, so its memory does not grow with the
-// window's length.
+// A call sends a bounded number of queries. First, concurrently: the
+// window's raw sample counts per family and daemon, which also evaluate the
+// sessions gauge and the native histogram at End, and the optimistic read,
+// one raw read of the baseline's range and the window per group of families
+// that differ only in their metric name, its answer cut at 4 MiB (and the
+// native histogram at Start, one small query). A window of at most 100,000
+// raw samples is then done: one round trip. Otherwise the optimistic read is
+// abandoned and the baseline follows; then, for a window of at most 250,000
+// raw samples, raw reads of at most 100,000 samples each; for a larger
+// window, three range queries and up to two instant queries per family for
+// its grid of at most 16 intervals, and, for each interval holding a counter
+// reset, a raw read of the restarted daemons (instances) in it (or a finer
+// grid first, when the interval holds many samples). Orchestrators asks for
+// the values of the instance label, then sends one query per group of
+// daemons (at most WithMaxConcurrentQueries). The engine reads the raw
+// samples of the window; the client holds a bounded number of points at a
+// time, so its memory does not grow with the window's length.
 //
 // # Retention
 //

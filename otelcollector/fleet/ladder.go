@@ -256,7 +256,9 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	var samples []map[string]float64 // per family and instance
 	var opt []*rawRead
 	fits := min(whole, cs.c.chunk)
-	g, gctx := newGroup(ctx, 3)
+	// At most c.parallel queries in flight: the count, the riders at
+	// Start, and the optimistic read's queries share them.
+	g, gctx := newGroup(ctx, min(3, cs.c.parallel))
 	abandon := func() {}
 	based := false
 	if cs.c.optimistic > 0 {
@@ -264,7 +266,7 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 		abandon = cancel
 		g.Go(func() error {
 			defer cancel()
-			reads, err := cs.readRaw(withAnswerLimit(octx, cs.c.optimistic), all, start.Add(-b), end, nil)
+			reads, err := cs.readRaw(withAnswerLimit(octx, cs.c.optimistic), all, start.Add(-b), end, nil, max(1, cs.c.parallel-2))
 			switch {
 			case err == nil:
 				if float64(sampleCount(reads)) <= fits {
@@ -904,7 +906,7 @@ func grid(a, b time.Time, step time.Duration) []interval {
 // by one query, {__name__=~"a|b|...", ...}, limited to the union of their
 // instances; a series outside its own family's limit is skipped.
 func (cs *counters) raw(ctx context.Context, fis []int, a, b time.Time, only restrict) error {
-	gs, err := cs.readRaw(ctx, fis, a, b, only)
+	gs, err := cs.readRaw(ctx, fis, a, b, only, cs.c.parallel)
 	if err != nil {
 		return err
 	}
@@ -932,8 +934,8 @@ func sampleCount(rs []*rawRead) int {
 
 // readRaw reads the raw samples of (a, b] (and at a, on Prometheus) of the
 // families fis, limited to the instances of only: one query for the
-// families that differ only in their metric name, the queries concurrent.
-func (cs *counters) readRaw(ctx context.Context, fis []int, a, b time.Time, only restrict) ([]*rawRead, error) {
+// families that differ only in their metric name, at most parallel at once.
+func (cs *counters) readRaw(ctx context.Context, fis []int, a, b time.Time, only restrict, parallel int) ([]*rawRead, error) {
 	var reads []*rawRead
 	for _, fi := range fis {
 		var into *rawRead
@@ -949,7 +951,7 @@ func (cs *counters) readRaw(ctx context.Context, fis []int, a, b time.Time, only
 		}
 		into.fis = append(into.fis, fi)
 	}
-	g, gctx := newGroup(ctx, cs.c.parallel)
+	g, gctx := newGroup(ctx, parallel)
 	for _, r := range reads {
 		r.q = cs.groupSel(r.fis, only) + "[" + promDuration(b.Sub(a)) + "]"
 		g.Go(func() (err error) {
