@@ -256,13 +256,21 @@ func BenchmarkRecordToolInvocation(b *testing.B) {
 
 // BenchmarkRecordSession measures one session start and its end per op
 // (the up-down counter goes +1 then -1).
+//
+// The -sessioncounters variants add WithSessionCounters: two counters
+// more per series, one measurement more per start and per end.
 func BenchmarkRecordSession(b *testing.B) {
 	ctx := context.Background()
-	for _, atomicMode := range []bool{false, true} {
-		suffix, opts := "", []otelcollector.Option(nil)
-		if atomicMode {
-			suffix, opts = "-atomic", []otelcollector.Option{otelcollector.WithAtomicCounters()}
-		}
+	for _, mode := range []struct {
+		suffix string
+		opts   []otelcollector.Option
+	}{
+		{"", nil},
+		{"-atomic", []otelcollector.Option{otelcollector.WithAtomicCounters()}},
+		{"-sessioncounters", []otelcollector.Option{otelcollector.WithSessionCounters()}},
+		{"-sessioncounters-atomic", []otelcollector.Option{otelcollector.WithSessionCounters(), otelcollector.WithAtomicCounters()}},
+	} {
+		suffix, opts := mode.suffix, mode.opts
 		b.Run("impl=otelcollector"+suffix, func(b *testing.B) {
 			c := benchCollector(b, opts...)
 			runModes(b, func() {
