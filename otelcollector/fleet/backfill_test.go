@@ -47,6 +47,8 @@ type histSpec struct {
 	// maxBlock, when not zero, is promtool's --max-block-duration: fewer,
 	// longer blocks (the default writes one per 2 h that holds samples).
 	maxBlock time.Duration
+	// extra is OpenMetrics text written after the generated history.
+	extra string
 }
 
 // genHistory writes OpenMetrics text of the fleet's history to path: each
@@ -182,6 +184,7 @@ func genHistory(t testing.TB, path string, sp histSpec) *history {
 			}
 		}
 	}
+	fmt.Fprint(w, sp.extra)
 	fmt.Fprintln(w, "# EOF")
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
@@ -289,6 +292,10 @@ func TestLongWindows(t *testing.T) {
 	// the number of blocks, not with the samples (about 130 blocks: 21
 	// CPU-s for the test, promtool and Prometheus, against 9).
 	sp := histSpec{orchs: 100, daemons: 2, detailed: 3, step: 6 * time.Hour, start: start.Truncate(6 * time.Hour), end: end.Truncate(6 * time.Hour), seed: 30, maxBlock: 7 * 24 * time.Hour}
+	// orch-late: a latency histogram first seen inside the previous month,
+	// every observation in (0.5 s, 1 s], its buckets 0.1 and 0.5 at 0.
+	late, lateAt := lateHistogram(prevMonth.Add(10 * 24 * time.Hour))
+	sp.extra = late
 	h, prom := backfill(t, sp)
 	c := newClient(t, prom.URL, fleet.WithSelector(`job="orchestrator-daemon"`))
 	// The same windows through the grid: these windows hold few enough
@@ -370,6 +377,30 @@ func TestLongWindows(t *testing.T) {
 			}
 		}
 	}
+	// Every path gives orch-late the same percentiles, inside the bucket of
+	// its observations: the bounds of its empty buckets count, whether the
+	// window was read optimistically, raw after the counts, in slices or
+	// through the grid.
+	var first otelcollector.AggregatedStats
+	for _, path := range []string{"raw", "grid", "grid sized by counts", "raw in slices", "raw, optimistic read over its limit", "raw, no optimistic read"} {
+		c := map[string]*fleet.Client{"raw": c, "grid": grid, "grid sized by counts": counted, "raw in slices": chunked, "raw, optimistic read over its limit": capped, "raw, no optimistic read": counted1st}[path]
+		got, err := c.AggregatedStats(ctx, "orch-late", otelcollector.TimeRange{Start: prevMonth, End: thisMonth})
+		if err != nil {
+			t.Fatalf("orch-late (%s): %v", path, err)
+		}
+		if got.Messages != 24 || got.P50Latency <= 500*time.Millisecond || got.P50Latency > time.Second {
+			t.Errorf("orch-late (%s): %d messages, P50 %v; want 24 in (0.5 s, 1 s]", path, got.Messages, got.P50Latency)
+		}
+		if path == "raw" {
+			first = got
+			continue
+		}
+		if got.P50Latency != first.P50Latency || got.P95Latency != first.P95Latency || got.P99Latency != first.P99Latency || got.LatencyRelativeError != first.LatencyRelativeError {
+			t.Errorf("orch-late (%s): P50/P95/P99 %v/%v/%v ±%v, the optimistic read %v/%v/%v ±%v", path,
+				got.P50Latency, got.P95Latency, got.P99Latency, got.LatencyRelativeError, first.P50Latency, first.P95Latency, first.P99Latency, first.LatencyRelativeError)
+		}
+	}
+
 	var ids []string
 	var err error
 	began := time.Now()
@@ -379,6 +410,9 @@ func TestLongWindows(t *testing.T) {
 	}
 	t.Logf("Orchestrators(Last(30d)): %d IDs in %v, peak client heap %.1f MiB", len(ids), time.Since(began).Round(time.Millisecond), float64(peak)/(1<<20))
 	want := append([]string(nil), h.orchs...)
+	if lateAt.After(time.Now().Add(-30 * 24 * time.Hour)) {
+		want = append(want, "orch-late")
+	}
 	sort.Strings(want)
 	if len(ids) != len(want) {
 		t.Fatalf("Orchestrators: %d IDs, want %d", len(ids), len(want))
@@ -419,6 +453,62 @@ func TestLongWindows(t *testing.T) {
 				tc.name, baselines, counts, tc.baseline*fleet.CounterFamilies, strings.Join(qs, "\n"))
 		}
 	}
+}
+
+// An engine that refuses the optimistic read (here Prometheus'
+// --query.max-samples, which a raw read of every sample of the window
+// reaches and the sample count, one series at a time, does not) costs the
+// call its round trip, not its answer: the window is read as counted, in
+// raw reads of at most 100 samples. It failed before, with the engine's
+// 422 "query processing would load too many samples".
+func TestOptimisticReadRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end: promtool backfill and Prometheus")
+	}
+	t.Parallel()
+	end := time.Now().UTC().Add(-10 * time.Minute).Truncate(time.Hour)
+	sp := histSpec{orchs: 2, daemons: 2, detailed: 1, step: time.Hour, start: end.Add(-50 * time.Hour), end: end, seed: 31}
+	h, prom := backfill(t, sp, enginepeer.Options{Flags: []string{"--query.max-samples=300"}})
+	c := newClient(t, prom.URL, fleet.WithChunkBudget(100))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	n := time.Now()
+	got, err := c.AggregatedStats(ctx, "orch-0000", otelcollector.Last(48*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []struct {
+		name  string
+		got   int64
+		field string
+	}{{"TotalTokens", got.TotalTokens, "tokens"}, {"Messages", got.Messages, "messages"}, {"ToolInvocations", got.ToolInvocations, "tools"}} {
+		if want := h.want("orch-0000", f.field, n.Add(-48*time.Hour), n); f.got != want {
+			t.Errorf("%s = %d, want %d", f.name, f.got, want)
+		}
+	}
+}
+
+// lateHistogram returns the OpenMetrics samples of orch-late's latency
+// histogram on one daemon: eight samples 6 h apart from at, three
+// observations of 0.8 s more at each, the buckets 0.1 and 0.5 at 0; and the
+// time of its first sample.
+func lateHistogram(at time.Time) (string, time.Time) {
+	var b strings.Builder
+	lbl := `job="orchestrator-daemon",instance="daemon-000",orchestrator_id="orch-late"`
+	for k := range 8 {
+		ts := at.Add(time.Duration(k) * 6 * time.Hour).Unix()
+		n := 3 * (k + 1)
+		for _, le := range []string{"0.1", "0.5", "1", "2", "5", "10", "+Inf"} {
+			v := n
+			if le == "0.1" || le == "0.5" {
+				v = 0
+			}
+			fmt.Fprintf(&b, "orchestrator_message_latency_seconds_bucket{%s,le=%q} %d %d\n", lbl, le, v, ts)
+		}
+		fmt.Fprintf(&b, "orchestrator_message_latency_seconds_count{%s} %d %d\n", lbl, n, ts)
+		fmt.Fprintf(&b, "orchestrator_message_latency_seconds_sum{%s} %g %d\n", lbl, 0.8*float64(n), ts)
+	}
+	return b.String(), at
 }
 
 // queryRecorder records the PromQL of every query request it passes on.

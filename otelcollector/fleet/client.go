@@ -201,7 +201,10 @@ func WithLogger(l *slog.Logger) Option {
 }
 
 // WithMaxConcurrentQueries bounds how many queries one call has in flight
-// at once. Default 4; less than 1 makes New fail.
+// at once, and the groups of daemons Orchestrators queries. Below 3,
+// AggregatedStats does not read a window optimistically (see the package
+// doc, Cost): the read needs the sample count beside it. Default 4; less
+// than 1 makes New fail.
 func WithMaxConcurrentQueries(n int) Option {
 	return optionFunc(func(c config) config {
 		if n < 1 {

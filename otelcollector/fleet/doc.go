@@ -27,9 +27,12 @@
 // sessions gauge and the native histogram at End, and the optimistic read,
 // one raw read of the baseline's range and the window per group of families
 // that differ only in their metric name, its answer cut at 4 MiB (and the
-// native histogram at Start, one small query). A window of at most 100,000
-// raw samples is then done: one round trip. Otherwise the optimistic read is
-// abandoned and the baseline follows; then, for a window of at most 250,000
+// native histogram at Start, one small query). A window whose raw samples,
+// with the baseline's range, number at most 100,000 is then done: one round
+// trip. Otherwise the optimistic read is abandoned (or it was refused: an
+// engine's limit on the samples one query loads is not an error of the
+// call; with WithMaxConcurrentQueries below 3 it is not sent) and the
+// baseline follows; then, for a window of at most 250,000
 // raw samples, raw reads of at most 100,000 samples each; for a larger
 // window, three range queries and up to two instant queries per family for
 // its grid of at most 16 intervals, and, for each interval holding a counter

@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -261,7 +260,9 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	g, gctx := newGroup(ctx, min(3, cs.c.parallel))
 	abandon := func() {}
 	based := false
-	if cs.c.optimistic > 0 {
+	// The optimistic read needs the count beside it from the start (its
+	// guard): three queries in flight.
+	if cs.c.optimistic > 0 && cs.c.parallel >= 3 {
 		octx, cancel := context.WithCancel(gctx)
 		abandon = cancel
 		g.Go(func() error {
@@ -272,10 +273,13 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 				if float64(sampleCount(reads)) <= fits {
 					opt = reads
 				}
-			case gctx.Err() == nil && (errors.Is(err, errAnswerTooLarge) || octx.Err() != nil):
-				// Too large, or abandoned: read as counted below.
-			default:
+			case gctx.Err() != nil:
 				return err
+			default:
+				// Too large, abandoned, or refused (an engine's limit on
+				// the samples one query may load, which the count does not
+				// reach, or the query timeout): read as counted below,
+				// where an engine that is down fails the call.
 			}
 			return nil
 		})
@@ -531,12 +535,13 @@ func (cs *counters) stream(ctx context.Context, samples []map[string]float64, a,
 	if err := g.Wait(); err != nil {
 		return err
 	}
+	// Every series, also those with nothing to add: a bucket series first
+	// seen in the window at 0 still tells the classic percentiles its
+	// bound, as on the other paths.
 	for k, j := range jobs {
 		for _, fi := range j.fis {
 			for _, s := range children[k].st[fi] {
-				if s.delta != 0 {
-					cs.get(fi, s.labels).delta += s.delta
-				}
+				cs.get(fi, s.labels).delta += s.delta
 			}
 		}
 	}
