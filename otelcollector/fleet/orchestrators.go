@@ -130,10 +130,9 @@ func (c *Client) Orchestrators(ctx context.Context, r otelcollector.TimeRange) (
 const maxGroupedInstances = 2000
 
 // instanceGroups returns the matchers of the groups of daemons Orchestrators
-// queries: the values of the instance label in [from, to], split into at
-// most c.parallel groups, the first also matching series without the
-// label (one group without matchers when there are fewer than two values,
-// too many, or the engine does not list them).
+// queries, from the values of the instance label in [from, to] (one group
+// without matchers when there are fewer than two values, too many, or the
+// engine does not list them).
 func (c *Client) instanceGroups(ctx context.Context, from, to time.Time) ([][]string, error) {
 	all := [][]string{nil}
 	if c.parallel < 2 {
@@ -159,17 +158,30 @@ func (c *Client) instanceGroups(ctx context.Context, from, to time.Time) ([][]st
 	if len(vals) < 2 || len(vals) > maxGroupedInstances {
 		return all, nil
 	}
-	n := min(c.parallel, len(vals))
+	strs := make([]string, len(vals))
+	for i, v := range vals {
+		strs[i] = string(v)
+	}
+	return groupMatchers(strs, min(c.parallel, len(vals))), nil
+}
+
+// groupMatchers splits the instance values vals into n groups, each a
+// matcher: groups 1 to n-1 match their values, and group 0 every other
+// series (instance!~ the values of the others), so that a series is in
+// exactly one group even when its daemon is missing from vals (a front end
+// that answered label values from part of the range, a daemon seen after
+// the request) or has no instance label.
+func groupMatchers(vals []string, n int) [][]string {
 	groups := make([][]string, n)
 	for i, v := range vals {
-		groups[i%n] = append(groups[i%n], regexp.QuoteMeta(string(v)))
+		groups[i%n] = append(groups[i%n], regexp.QuoteMeta(v))
 	}
 	out := make([][]string, n)
-	for k, vs := range groups {
-		if k == 0 {
-			vs = append([]string{""}, vs...) // series without the label
-		}
-		out[k] = []string{"instance=~" + quote(strings.Join(vs, "|"))}
+	var others []string
+	for k := 1; k < n; k++ {
+		out[k] = []string{"instance=~" + quote(strings.Join(groups[k], "|"))}
+		others = append(others, groups[k]...)
 	}
-	return out, nil
+	out[0] = []string{"instance!~" + quote(strings.Join(others, "|"))}
+	return out
 }
