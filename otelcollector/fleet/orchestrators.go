@@ -48,7 +48,7 @@ func (c *Client) Orchestrators(ctx context.Context, r otelcollector.TimeRange) (
 	}
 	w := end.Sub(start)
 	b := max(w, minBaseline)
-	shards, err := c.instanceGroups(ctx, start.Add(-b), end)
+	groups, err := c.instanceGroups(ctx, start.Add(-b), end)
 	if err != nil {
 		return nil, err
 	}
@@ -85,13 +85,13 @@ func (c *Client) Orchestrators(ctx context.Context, r otelcollector.TimeRange) (
 		sel{metric: mSessions, gauge: true},
 		sel{metric: mDelegations, relabel: "from_orchestrator"},
 		sel{metric: mDelegations, relabel: "to_orchestrator"})
-	qs := make([]string, len(shards))
-	vecs := make([]model.Vector, len(shards))
+	qs := make([]string, len(groups))
+	vecs := make([]model.Vector, len(groups))
 	g, gctx := newGroup(ctx, c.parallel)
-	for k, shard := range shards {
+	for k, group := range groups {
 		var parts []string
 		for _, s := range sels {
-			e := cond(selector(s.metric, shard, c.selector), s.gauge)
+			e := cond(selector(s.metric, group, c.selector), s.gauge)
 			if s.relabel != "" {
 				e = fmt.Sprintf(`label_replace(%s, "orchestrator_id", "$1", %q, "(.+)")`, e, s.relabel)
 			}
