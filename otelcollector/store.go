@@ -631,63 +631,66 @@ func stampAt(a metricdata.Aggregation, now time.Time) metricdata.Aggregation {
 // restamp sets the Time of every point of a, which the caller owns, to now;
 // with delta also their StartTime to start and a's temporality to delta.
 func restamp(a metricdata.Aggregation, start, now time.Time, delta bool) metricdata.Aggregation {
-	set := func(st, t *time.Time) {
-		*t = now
-		if delta {
-			*st = start
-		}
-	}
+	st := stamp{start: start, now: now, delta: delta}
 	switch d := a.(type) {
 	case metricdata.Sum[int64]:
-		for i := range d.DataPoints {
-			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
-		}
-		if delta {
-			d.Temporality = metricdata.DeltaTemporality
-		}
-		return d
+		return restampSum(d, st)
 	case metricdata.Sum[float64]:
-		for i := range d.DataPoints {
-			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
-		}
-		if delta {
-			d.Temporality = metricdata.DeltaTemporality
-		}
-		return d
+		return restampSum(d, st)
 	case metricdata.Histogram[int64]:
-		for i := range d.DataPoints {
-			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
-		}
-		if delta {
-			d.Temporality = metricdata.DeltaTemporality
-		}
-		return d
+		return restampHistogram(d, st)
 	case metricdata.Histogram[float64]:
-		for i := range d.DataPoints {
-			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
-		}
-		if delta {
-			d.Temporality = metricdata.DeltaTemporality
-		}
-		return d
+		return restampHistogram(d, st)
 	case metricdata.ExponentialHistogram[int64]:
-		for i := range d.DataPoints {
-			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
-		}
-		if delta {
-			d.Temporality = metricdata.DeltaTemporality
-		}
-		return d
+		return restampExponential(d, st)
 	case metricdata.ExponentialHistogram[float64]:
-		for i := range d.DataPoints {
-			set(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
-		}
-		if delta {
-			d.Temporality = metricdata.DeltaTemporality
-		}
-		return d
+		return restampExponential(d, st)
 	}
 	return a
+}
+
+// stamp is what restamp writes: the points' Time, and with delta their
+// StartTime and the temporality.
+type stamp struct {
+	start, now time.Time
+	delta      bool
+}
+
+func (s stamp) point(start, t *time.Time) {
+	*t = s.now
+	if s.delta {
+		*start = s.start
+	}
+}
+
+func (s stamp) temporality(t *metricdata.Temporality) {
+	if s.delta {
+		*t = metricdata.DeltaTemporality
+	}
+}
+
+func restampSum[N int64 | float64](d metricdata.Sum[N], s stamp) metricdata.Sum[N] {
+	for i := range d.DataPoints {
+		s.point(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
+	}
+	s.temporality(&d.Temporality)
+	return d
+}
+
+func restampHistogram[N int64 | float64](d metricdata.Histogram[N], s stamp) metricdata.Histogram[N] {
+	for i := range d.DataPoints {
+		s.point(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
+	}
+	s.temporality(&d.Temporality)
+	return d
+}
+
+func restampExponential[N int64 | float64](d metricdata.ExponentialHistogram[N], s stamp) metricdata.ExponentialHistogram[N] {
+	for i := range d.DataPoints {
+		s.point(&d.DataPoints[i].StartTime, &d.DataPoints[i].Time)
+	}
+	s.temporality(&d.Temporality)
+	return d
 }
 
 func copySumPoints[N int64 | float64](pts []metricdata.DataPoint[N]) []metricdata.DataPoint[N] {

@@ -259,10 +259,10 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	// Start, and the optimistic read's queries share them.
 	g, gctx := newGroup(ctx, min(3, cs.c.parallel))
 	abandon := func() {}
-	based := false
 	// The optimistic read needs the count beside it from the start (its
 	// guard): three queries in flight.
-	if cs.c.optimistic > 0 && cs.c.parallel >= 3 {
+	optimistic := cs.c.optimistic > 0 && cs.c.parallel >= 3
+	if optimistic {
 		octx, cancel := context.WithCancel(gctx)
 		abandon = cancel
 		g.Go(func() error {
@@ -287,7 +287,6 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 			g.Go(func() error { return cs.riders(gctx, cs.atStart, start) })
 		}
 	} else {
-		based = true
 		g.Go(func() error { return cs.baseline(gctx, all, start, b, cs.atStart) })
 	}
 	g.Go(func() (err error) {
@@ -313,7 +312,7 @@ func (cs *counters) run(ctx context.Context, start, end time.Time) error {
 	if len(fis) == 0 {
 		return nil
 	}
-	if !based {
+	if optimistic {
 		if err := cs.baseline(ctx, all, start, b, nil); err != nil {
 			return err
 		}
